@@ -1,0 +1,2 @@
+"""Systems built from the networks: loading checkpoints (StyleGAN2, CLIP, the project's own)
+and the text-to-face pipelines."""

@@ -1,0 +1,1 @@
+"""Low-level helpers shared by the whole project: custom ops, checkpoint I/O, small utilities."""

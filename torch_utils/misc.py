@@ -1,0 +1,97 @@
+"""Small utilities used across the project: user-facing errors, seeds, ranges, image grids."""
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """An error caused by the user's input (bad path, bad file, bad option).
+
+    The command line prints its message as one line and exits with status 1,
+    without a traceback.
+    """
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def parse_range(spec: str) -> list[int]:
+    """Parse ``"0-3,7,10-11"`` into ``[0, 1, 2, 3, 7, 10, 11]``."""
+    out: list[int] = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise UserError(f"bad range '{spec}': expected e.g. 0-15 or 1,3,5")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UserError(f"bad range '{part}': end before start")
+        out.extend(range(lo, hi + 1))
+    if not out:
+        raise UserError(f"empty range '{spec}'")
+    return out
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float in nominal [-1, 1] -> [N, H, W, C] uint8."""
+    img = (img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+    return img.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray,
+    ncols: int,
+    row_labels: Sequence[str] | None = None,
+    pad: int = 2,
+    label_height: int | None = None,
+    cell_scale: int = 1,
+):
+    """Tile images into a PIL grid; each row may carry a text label written above it.
+
+    ``images``: [N, C, H, W] float in [-1, 1] or [N, H, W, C] uint8, row-major.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if isinstance(images, torch.Tensor):
+        images = to_uint8(images)
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    if c == 1:
+        images = np.repeat(images, 3, axis=3)
+    if cell_scale != 1:
+        images = images.repeat(cell_scale, axis=1).repeat(cell_scale, axis=2)
+        h, w = h * cell_scale, w * cell_scale
+    nrows = (n + ncols - 1) // ncols
+    font = ImageFont.load_default()
+    lh = 0
+    if row_labels is not None:
+        lh = label_height or 14
+    width = ncols * (w + pad) + pad
+    height = nrows * (h + pad + lh) + pad
+    grid = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for r in range(nrows):
+        y0 = pad + r * (h + pad + lh)
+        if row_labels is not None and r < len(row_labels):
+            text = str(row_labels[r])
+            # Shorten labels that would overflow the row.
+            while text and draw.textlength(text, font=font) > width - 2 * pad:
+                text = text[:-4] + "..."
+            draw.text((pad, y0 + 1), text, fill=(0, 0, 0), font=font)
+        for col in range(ncols):
+            i = r * ncols + col
+            if i >= n:
+                break
+            grid.paste(Image.fromarray(images[i]), (pad + col * (w + pad), y0 + lh))
+    return grid
