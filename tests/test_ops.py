@@ -1,0 +1,281 @@
+"""Tests of the custom ops (torch_utils/ops): reference paths against explicit constructions,
+gradients, the CUDA sources' compilation (where nvcc exists) and CUDA parity (where a GPU exists)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_utils.ops.bias_act as bias_act_mod
+import torch_utils.ops.upfirdn2d as upfirdn2d_mod
+from torch_utils.ops.bias_act import bias_act
+from torch_utils.ops.conv2d_resample import conv2d_resample
+from torch_utils.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
+
+# ---------------------------------------------------------------------------------------------
+# Explicit constructions
+
+
+def naive_upfirdn2d(x, f, up=(1, 1), down=(1, 1), pad=(0, 0, 0, 0), flip_filter=False, gain=1.0):
+    """Zero insertion, padding/cropping, direct FIR convolution over the taps, striding (numpy, float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim == 1:
+        f = np.outer(f, f)
+    upx, upy = up
+    downx, downy = down
+    px0, px1, py0, py1 = pad
+    n, c, h, w = x.shape
+    # 1. zero insertion: sample i lands at i * up, up - 1 zeros after it
+    z = np.zeros([n, c, h * upy, w * upx])
+    z[:, :, ::upy, ::upx] = x
+    # 2. padding (negative = cropping)
+    z = np.pad(z, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
+    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
+    # 3. FIR: true convolution y[i, j] = sum_ab z[i + a, j + b] * f[fh-1-a, fw-1-b] (valid part)
+    fh, fw = f.shape
+    k = f if flip_filter else f[::-1, ::-1]
+    oh, ow = z.shape[2] - fh + 1, z.shape[3] - fw + 1
+    y = np.zeros([n, c, oh, ow])
+    for a in range(fh):
+        for b in range(fw):
+            y += z[:, :, a: a + oh, b: b + ow] * k[a, b]
+    y *= gain
+    # 4. striding
+    return y[:, :, ::downy, ::downx]
+
+
+UPFIRDN_CASES = [
+    # (H, W, filter, up, down, padding)
+    (5, 7, [1, 3, 3, 1], 1, 1, 0),
+    (5, 7, [1, 3, 3, 1], 2, 1, [2, 1, 2, 1]),
+    (6, 4, [1, 3, 3, 1], 1, 2, [1, 1, 1, 1]),
+    (6, 5, [1, 2, 1], [2, 1], [1, 2], [0, 3, 1, -1]),
+    (7, 6, [[1, 2, 0], [0, -1, 3]], 3, 2, [1, -2, 3, 0]),
+    (4, 9, [1, 4, 6, 4, 1, 2, 3, 5], 2, 3, [4, 3, 2, 5]),  # 8 taps -> separable
+    (8, 8, [1.0], 1, 2, 0),
+    (3, 5, [0.5, 1.0, -0.25], [3, 2], 1, [-1, 2]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(UPFIRDN_CASES)))
+@pytest.mark.parametrize("flip_filter", [False, True])
+def test_upfirdn2d_matches_explicit_construction(case, flip_filter):
+    h, w, taps, up, down, padding = UPFIRDN_CASES[case]
+    torch.manual_seed(case)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    f = setup_filter(taps, normalize=False)
+    from torch_utils.ops.upfirdn2d import _parse_padding, _parse_scaling
+
+    gain = 1.7
+    y = upfirdn2d(x, f.double(), up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain, impl="ref")
+    ref = naive_upfirdn2d(x.numpy(), np.asarray(taps, dtype=np.float64), _parse_scaling(up), _parse_scaling(down),
+                          _parse_padding(padding), flip_filter, gain)
+    assert tuple(y.shape) == ref.shape
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
+    # float32 path too
+    y32 = upfirdn2d(x.float(), f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain, impl="ref")
+    np.testing.assert_allclose(y32.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_upfirdn2d_filter_is_a_true_convolution():
+    # An impulse through an asymmetric filter reproduces the filter (not its mirror image).
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 0, 0] = 1
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    y = upfirdn2d(x, f, padding=[1, 0, 1, 0])
+    assert torch.equal(y[0, 0, :2, :2], f)
+    y = upfirdn2d(x, f, padding=[1, 0, 1, 0], flip_filter=True)
+    assert torch.equal(y[0, 0, :2, :2], f.flip([0, 1]))
+
+
+def test_setup_filter():
+    f = setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4) and f.dtype == torch.float32
+    assert torch.allclose(f, torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64)
+    assert setup_filter([1, 3, 3, 1], separable=True).shape == (4,)
+    assert setup_filter([1] * 8).shape == (8,)  # long 1-D filters stay separable
+    assert math.isclose(setup_filter([1, 2, 1], gain=4).sum().item(), 4.0, rel_tol=1e-6)
+    assert math.isclose(setup_filter([1, 2, 1], separable=True, gain=4).sum().item(), 2.0, rel_tol=1e-6)
+    assert torch.equal(setup_filter([[1, 2], [3, 4]], normalize=False, flip_filter=True), torch.tensor([[4.0, 3], [2, 1]]))
+    assert setup_filter(None).shape == (1, 1)
+    # separable and 2-D forms give the same op
+    x = torch.randn(1, 2, 6, 7)
+    a = upsample2d(x, setup_filter([1, 3, 3, 1]))
+    b = upsample2d(x, setup_filter([1, 3, 3, 1], separable=True))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_resampling_helpers_sizes_and_gain():
+    x = torch.randn(2, 3, 8, 10)
+    f = setup_filter([1, 3, 3, 1])
+    assert upsample2d(x, f).shape == (2, 3, 16, 20)
+    assert upsample2d(x, f, up=[2, 1]).shape == (2, 3, 8, 20)
+    assert downsample2d(x, f).shape == (2, 3, 4, 5)
+    assert filter2d(x, f).shape == (2, 3, 8, 10)
+    assert filter2d(x, setup_filter([1, 2, 1])).shape == (2, 3, 8, 10)
+    # a constant image stays constant away from the borders (upsample2d compensates zeros with up**2)
+    c = torch.ones(1, 1, 8, 8)
+    assert torch.allclose(upsample2d(c, f)[..., 3:-3, 3:-3], torch.ones(1, 1, 10, 10))
+    assert torch.allclose(downsample2d(c, f)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+    # upsample2d == upfirdn2d with the StyleGAN2 padding and gain up**2
+    fw = 4
+    ref = upfirdn2d(x, f, up=2, padding=[(fw + 1) // 2, (fw - 2) // 2, (fw + 1) // 2, (fw - 2) // 2], gain=4)
+    assert torch.allclose(upsample2d(x, f), ref)
+
+
+def test_upfirdn2d_rejects_bad_arguments():
+    x = torch.randn(1, 1, 4, 4)
+    with pytest.raises(ValueError):
+        upfirdn2d(x, torch.ones(3, 3, 3))
+    with pytest.raises(ValueError):
+        upfirdn2d(x, torch.ones(3, 3), up=0)
+    with pytest.raises(ValueError):
+        upfirdn2d(x, torch.ones(3, 3), padding=[1, 2, 3])
+    with pytest.raises(ValueError):
+        upfirdn2d(x, torch.ones(3, 3), padding=-3)
+    with pytest.raises(ValueError):
+        upfirdn2d(x[0], torch.ones(3, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# bias_act
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+FORMULAS = {
+    "linear": (lambda v, a: v, None, 1.0),
+    "relu": (lambda v, a: np.maximum(v, 0), None, math.sqrt(2)),
+    "lrelu": (lambda v, a: np.where(v > 0, v, a * v), 0.2, math.sqrt(2)),
+    "tanh": (lambda v, a: np.tanh(v), None, 1.0),
+    "sigmoid": (lambda v, a: _sigmoid(v), None, 1.0),
+    "elu": (lambda v, a: np.where(v > 0, v, a * (np.exp(v) - 1)), 1.0, 1.0),
+    "selu": (lambda v, a: 1.0507009873554805 * np.where(v > 0, v, 1.6732632423543772 * (np.exp(v) - 1)), None, 1.0),
+    "softplus": (lambda v, a: np.log1p(np.exp(v)), None, 1.0),
+    "swish": (lambda v, a: v * _sigmoid(v), None, math.sqrt(2)),
+}
+
+
+@pytest.mark.parametrize("act", list(FORMULAS))
+def test_bias_act_matches_formula(act):
+    func, def_alpha, def_gain = FORMULAS[act]
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 5, dtype=torch.float64) * 3
+    b = torch.randn(4, dtype=torch.float64)
+    v = (x + b[None, :, None]).numpy()
+    # defaults
+    y = bias_act(x, b, act=act, impl="ref")
+    np.testing.assert_allclose(y.numpy(), func(v, def_alpha) * def_gain, rtol=1e-10, atol=1e-12)
+    # explicit gain, clamp, alpha, another dim, no bias
+    alpha = 0.3 if def_alpha is not None else None
+    y = bias_act(x, b, act=act, alpha=alpha, gain=0.7, clamp=1.1, impl="ref")
+    np.testing.assert_allclose(y.numpy(), np.clip(func(v, alpha) * 0.7, -1.1, 1.1), rtol=1e-10, atol=1e-12)
+    b2 = torch.randn(5, dtype=torch.float64)
+    y = bias_act(x, b2, dim=2, act=act, gain=2.0, impl="ref")
+    np.testing.assert_allclose(y.numpy(), func((x + b2).numpy(), def_alpha) * 2.0, rtol=1e-10, atol=1e-12)
+    y = bias_act(x, None, act=act, impl="ref")
+    np.testing.assert_allclose(y.numpy(), func(x.numpy(), def_alpha) * def_gain, rtol=1e-10, atol=1e-12)
+    assert bias_act_mod.ACTIVATIONS[act].def_gain == pytest.approx(def_gain)
+
+
+def test_bias_act_rejects_bad_arguments():
+    x = torch.randn(2, 3)
+    with pytest.raises(ValueError):
+        bias_act(x, torch.randn(4))
+    with pytest.raises(ValueError):
+        bias_act(x, act="gelu-ish")
+    with pytest.raises(ValueError):
+        bias_act(x, impl="fast")
+
+
+# ---------------------------------------------------------------------------------------------
+# conv2d_resample
+
+
+def _conv_resample_explicit(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
+    """The op spelled out: FIR up-sampling, a plain convolution, FIR down-sampling."""
+    if not flip_weight:
+        w = w.flip([2, 3])
+    from torch_utils.ops.upfirdn2d import _parse_padding
+
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = f.shape[-1], f.shape[0]
+    if up > 1:
+        x = upsample2d(x, f, up=up, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl="ref")
+        return F.conv2d(x, w, groups=groups)
+    if down > 1:
+        p = [px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2]
+        x = upfirdn2d(x, f, padding=p, flip_filter=flip_filter, impl="ref")
+        return F.conv2d(x, w, groups=groups)[:, :, ::down, ::down]
+    x = F.pad(x, [px0, px1, py0, py1])
+    return F.conv2d(x, w, groups=groups)
+
+
+@pytest.mark.parametrize("up,down,k,groups,padding", [
+    (2, 1, 3, 1, 1), (2, 1, 3, 2, 1), (2, 1, 1, 1, 0), (1, 2, 3, 1, 1), (1, 2, 1, 2, 0),
+    (1, 1, 3, 1, 1), (1, 1, 3, 2, [1, 0, 2, 1]), (2, 1, 3, 1, [1, 2, 0, 1]), (4, 1, 3, 1, 1), (1, 2, 3, 2, [0, 1, 1, 2]),
+])
+@pytest.mark.parametrize("flip_weight", [True, False])
+def test_conv2d_resample_matches_explicit(up, down, k, groups, padding, flip_weight):
+    torch.manual_seed(1)
+    x = torch.randn(2, 4, 6, 7, dtype=torch.float64)
+    w = torch.randn(6, 4 // groups, k, k, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1]).double()
+    for flip_filter in (False, True):
+        ff = f if not flip_filter else f * torch.arange(16, dtype=torch.float64).reshape(4, 4)  # asymmetric
+        y = conv2d_resample(x, w, ff, up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight,
+                            flip_filter=flip_filter)
+        ref = _conv_resample_explicit(x, w, ff, up, down, padding, groups, flip_weight, flip_filter)
+        assert y.shape == ref.shape
+        torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_conv2d_resample_natural_sizes():
+    x = torch.randn(1, 3, 8, 8)
+    w = torch.randn(5, 3, 3, 3)
+    f = setup_filter([1, 3, 3, 1])
+    assert conv2d_resample(x, w, f, up=2, padding=1).shape == (1, 5, 16, 16)
+    assert conv2d_resample(x, w, f, down=2, padding=1).shape == (1, 5, 4, 4)
+    assert conv2d_resample(x, w, padding=1).shape == (1, 5, 8, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients (reference path)
+
+
+def test_gradcheck_upfirdn2d_ref():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    f = torch.randn(3, 2, dtype=torch.float64)
+    for kw in [dict(up=2, padding=[1, 2, 0, 1]), dict(down=2, padding=[2, 1, 1, 0]), dict(up=[2, 1], down=[1, 2], padding=[-1, -1, 1, 0])]:
+        assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f, impl="ref", **kw), (x,))
+        assert torch.autograd.gradgradcheck(lambda x: upfirdn2d(x, f, impl="ref", **kw), (x,))
+
+
+@pytest.mark.parametrize("act", list(FORMULAS))
+def test_gradcheck_bias_act_ref(act):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, b: bias_act(x, b, act=act, clamp=1.5, impl="ref")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))
+
+
+def test_gradcheck_conv2d_resample():
+    torch.manual_seed(0)
+    f = setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    for up, down in [(2, 1), (1, 2), (1, 1)]:
+        fn = lambda x, w: conv2d_resample(x, w, f, up=up, down=down, padding=1)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, w))
+    # second order, as R1 regularisation of a discriminator needs it
+    fn = lambda x, w: conv2d_resample(x, w, f, down=2, padding=1)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x, w))

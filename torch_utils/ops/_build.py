@@ -1,0 +1,97 @@
+"""Build-on-first-use for the project's CUDA ops.
+
+``get_plugin(name, sources)`` compiles the .cpp/.cu files that sit next to this module
+into a Python extension with ``torch.utils.cpp_extension.load`` (ninja), caches it in
+torch's extensions directory (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``)
+under a name that includes a hash of the sources, so editing a source triggers a rebuild
+and an unchanged source is loaded from the cache. If the build fails, a warning is issued
+once and ``None`` is returned; the callers then use their reference PyTorch path.
+
+Include paths: besides what torch adds itself, the CUDA headers shipped in the pip
+``nvidia`` packages (``site-packages/nvidia/cu*/include``, ``nvidia/*/include``) are added
+when they exist, so a toolkit that only has nvcc + the runtime headers still builds.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import site
+import sys
+import threading
+import warnings
+
+OPS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+_plugins: dict[str, object] = {}
+_lock = threading.Lock()
+verbose = bool(int(os.environ.get("TEXT2FACE_OPS_VERBOSE", "0")))
+
+
+def nvidia_include_dirs() -> list[str]:
+    """Header folders of the pip ``nvidia`` packages (cuBLAS, cuSPARSE, ... headers torch includes)."""
+    roots = []
+    for sp in list(site.getsitepackages()) + [site.getusersitepackages()] + sys.path:
+        if sp and os.path.isdir(os.path.join(sp, "nvidia")) and sp not in roots:
+            roots.append(sp)
+    dirs: list[str] = []
+    for root in roots:
+        for pattern in ("nvidia/cu*/include", "nvidia/*/include"):
+            for d in sorted(glob.glob(os.path.join(root, pattern))):
+                if os.path.isdir(d) and d not in dirs:
+                    dirs.append(d)
+    return dirs
+
+
+def source_paths(sources) -> list[str]:
+    return [s if os.path.isabs(s) else os.path.join(OPS_DIR, s) for s in sources]
+
+
+def sources_hash(paths) -> str:
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        h.update(os.path.basename(p).encode())
+        with open(p, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:12]
+
+
+def extension_name(name: str, sources, headers=()) -> str:
+    return f"text2face_{name}_{sources_hash(source_paths(list(sources) + list(headers)))}"
+
+
+def get_plugin(name: str, sources, headers=()):
+    """Return the compiled extension module for op ``name``, or None if it cannot be built."""
+    with _lock:
+        if name in _plugins:
+            return _plugins[name]
+        plugin = None
+        try:
+            import torch
+            from torch.utils import cpp_extension
+
+            if not torch.cuda.is_available():
+                raise RuntimeError("no CUDA device")
+            if cpp_extension.CUDA_HOME is None:
+                raise RuntimeError("CUDA toolkit (nvcc) not found; set CUDA_HOME")
+            src = source_paths(sources)
+            plugin = cpp_extension.load(
+                name=extension_name(name, sources, headers),
+                sources=src,
+                extra_include_paths=[OPS_DIR] + nvidia_include_dirs(),
+                extra_cflags=["-O3"],
+                extra_cuda_cflags=["-O3"],
+                verbose=verbose,
+            )
+        except Exception as exc:  # any build/load failure -> reference path
+            msg = str(exc).strip().splitlines()
+            detail = msg[-1] if msg else type(exc).__name__
+            warnings.warn(
+                f"torch_utils.ops: could not build the CUDA op '{name}' ({type(exc).__name__}: {detail[:300]}); "
+                "falling back to the reference PyTorch implementation (set TEXT2FACE_OPS_VERBOSE=1 for the build log)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            plugin = None
+        _plugins[name] = plugin
+        return plugin
