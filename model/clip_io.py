@@ -1,0 +1,208 @@
+"""Loading CLIP models and embedding text and image batches with them.
+
+Real users pass an OpenAI model name (``"ViT-B/32"``, downloaded by the ``clip``
+package itself); the project's own toy CLIP models are state-dict files that the
+very same ``clip.load`` call reads. Everything here returns float32,
+L2-normalised embeddings.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torch_utils.misc import UserError
+
+with warnings.catch_warnings():  # clip imports pkg_resources, which warns on import
+    warnings.simplefilter("ignore")
+    import clip
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _is_model_name(name: str) -> bool:
+    return name in clip.available_models()
+
+
+def load_clip(name_or_path: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a CLIP model (OpenAI name or a state-dict file) in eval mode, float32, on ``device``."""
+    name_or_path = str(name_or_path)
+    if not _is_model_name(name_or_path) and not os.path.isfile(name_or_path):
+        raise UserError(
+            f"CLIP model '{name_or_path}' not found: not a file and not one of {', '.join(clip.available_models())}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = clip.load(name_or_path, device=device, jit=False)
+    except UserError:
+        raise
+    except Exception as e:  # corrupt file, wrong format, failed download
+        raise UserError(f"cannot load CLIP model '{name_or_path}': {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    return model.float().eval()
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: str) -> str:
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def clip_identity(name_or_path: str) -> str:
+    """A stable, path-safe key naming a CLIP model, for embedding caches.
+
+    OpenAI names map to themselves with ``/`` and ``@`` made path-safe (``ViT-B-32``);
+    a file maps to ``sha256-<hex digest of its bytes>``, so a renamed copy shares its
+    cache and a retrained file never reuses a stale one.
+    """
+    name_or_path = str(name_or_path)
+    if _is_model_name(name_or_path):
+        return name_or_path.replace("/", "-").replace("@", "-")
+    if os.path.isfile(name_or_path):
+        return "sha256-" + _file_sha256(name_or_path)
+    raise UserError(
+        f"CLIP model '{name_or_path}' not found: not a file and not one of {', '.join(clip.available_models())}"
+    )
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def preprocess_tensor(images: torch.Tensor | np.ndarray, resolution: int) -> torch.Tensor:
+    """CLIP input from a batch of images [N, 3, H, W] (float in [-1, 1] or uint8).
+
+    Does what ``clip.load``'s own PIL preprocessing does: bicubic (antialiased) resize of
+    the short side to ``resolution``, center crop, scale to [0, 1], CLIP mean/std.
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [N, 3, H, W], got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        x = images.float() / 255.0
+    else:
+        x = (images.float().clamp(-1, 1) + 1) / 2
+    h, w = x.shape[-2:]
+    if (h, w) != (resolution, resolution):
+        if h <= w:
+            size = (resolution, max(resolution, int(resolution * w / h)))
+        else:
+            size = (max(resolution, int(resolution * h / w)), resolution)
+        if (h, w) != size:
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        top = (x.shape[-2] - resolution) // 2
+        left = (x.shape[-1] - resolution) // 2
+        x = x[..., top : top + resolution, left : left + resolution]
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = False) -> torch.Tensor:
+    """Tokens for ``prompts`` at the model's context length.
+
+    A prompt longer than the context is a UserError unless ``truncate`` is set, which warns.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = [str(p) for p in prompts]
+    ctx = int(getattr(model, "context_length", 77))
+    tok = clip.clip._tokenizer
+    too_long = [p for p in prompts if len(tok.encode(p)) + 2 > ctx]
+    if too_long:
+        first = too_long[0]
+        short = first if len(first) <= 60 else first[:57] + "..."
+        if not truncate:
+            raise UserError(
+                f"prompt '{short}' is longer than the CLIP context of {ctx} tokens ({len(too_long)} such prompt(s)); shorten it or pass truncate=True"
+            )
+        warnings.warn(f"{len(too_long)} prompt(s) truncated to the CLIP context of {ctx} tokens, e.g. '{short}'")
+    return clip.tokenize(prompts, context_length=ctx, truncate=truncate)
+
+
+def _progress(total: int, desc: str, enabled: bool | None):
+    from tqdm import tqdm
+
+    if enabled is None:
+        enabled = total > 8
+    return tqdm(total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
+
+
+@torch.no_grad()
+def encode_text(
+    model: torch.nn.Module,
+    prompts: Sequence[str],
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    truncate: bool = False,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """L2-normalised float32 text embeddings [N, D] (on the CPU)."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    tokens = tokenize(model, prompts, truncate=truncate)
+    device = torch.device(device) if device is not None else _model_device(model)
+    if _model_device(model) != device:
+        model = model.to(device)
+    out = []
+    nb = (len(tokens) + batch_size - 1) // batch_size
+    with _progress(nb, "text", progress) as bar:
+        for i in range(0, len(tokens), batch_size):
+            e = model.encode_text(tokens[i : i + batch_size].to(device)).float()
+            out.append(F.normalize(e, dim=-1).cpu())
+            bar.update(1)
+    if not out:
+        return torch.zeros(0, model.text_projection.shape[1])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def encode_images(
+    model: torch.nn.Module,
+    images: torch.Tensor | np.ndarray,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """L2-normalised float32 image embeddings [N, D] (on the CPU).
+
+    ``images``: [N, 3, H, W], float in [-1, 1] or uint8; resized to the model's input resolution.
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    device = torch.device(device) if device is not None else _model_device(model)
+    if _model_device(model) != device:
+        model = model.to(device)
+    res = int(model.visual.input_resolution)
+    out = []
+    nb = (len(images) + batch_size - 1) // batch_size
+    with _progress(nb, "images", progress) as bar:
+        for i in range(0, len(images), batch_size):
+            x = preprocess_tensor(images[i : i + batch_size].to(device), res)
+            e = model.encode_image(x).float()
+            out.append(F.normalize(e, dim=-1).cpu())
+            bar.update(1)
+    if not out:
+        return torch.zeros(0, model.text_projection.shape[1])
+    return torch.cat(out)
+
+
+def clip_preprocess(resolution: int):
+    """The ``clip`` package's own PIL preprocessing for ``resolution`` (for comparisons)."""
+    return clip.clip._transform(resolution)

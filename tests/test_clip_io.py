@@ -1,0 +1,106 @@
+"""CLIP loading, identity and preprocessing, on a tiny randomly initialised clip.model.CLIP."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import clip_io
+from torch_utils.misc import UserError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import clip
+    import clip.model
+
+
+def make_tiny_clip(path, seed=0):
+    torch.manual_seed(seed)
+    m = clip.model.CLIP(
+        embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+        context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=1,
+    )
+    torch.save(m.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_path(tmp_path_factory):
+    return str(make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny.pt"))
+
+
+def test_load_tiny_clip_float32_eval(tiny_clip_path):
+    model = clip_io.load_clip(tiny_clip_path)
+    assert not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.visual.input_resolution == 32
+
+
+def test_load_missing_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="ViT-B/32"):
+        clip_io.load_clip(str(tmp_path / "nope.pt"))
+    with pytest.raises(UserError):
+        clip_io.clip_identity("no-such-model")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="bad.pt"):
+        clip_io.load_clip(str(bad))
+
+
+def test_identity(tiny_clip_path, tmp_path):
+    assert clip_io.clip_identity("ViT-B/32") == "ViT-B-32"
+    ident = clip_io.clip_identity(tiny_clip_path)
+    assert ident.startswith("sha256-") and "/" not in ident
+    other = make_tiny_clip(tmp_path / "other.pt", seed=1)
+    assert clip_io.clip_identity(str(other)) != ident
+
+
+@pytest.mark.parametrize("size", [32, 48, 20])
+def test_preprocess_matches_clip_pil(size):
+    rng = np.random.default_rng(size)
+    # Smooth-ish random image so the resampling comparison is meaningful.
+    small = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    arr = np.array(Image.fromarray(small.transpose(1, 2, 0)).resize((size, size), Image.BILINEAR))
+    ref = clip_io.clip_preprocess(32)(Image.fromarray(arr))
+    u8 = torch.from_numpy(arr).permute(2, 0, 1)[None]
+    got_u8 = clip_io.preprocess_tensor(u8, 32)[0]
+    got_f = clip_io.preprocess_tensor(u8.float() / 127.5 - 1, 32)[0]
+    assert got_u8.shape == ref.shape == (3, 32, 32)
+    for got in (got_u8, got_f):
+        diff = (got - ref).abs()
+        assert diff.mean() < 0.01, diff.mean()
+        assert diff.max() < 0.04, diff.max()
+
+
+def test_preprocess_non_square_center_crop():
+    x = torch.zeros(1, 3, 40, 60, dtype=torch.uint8)
+    x[..., :, 25:35] = 255  # a bright band in the centre
+    out = clip_io.preprocess_tensor(x, 32)
+    assert out.shape == (1, 3, 32, 32)
+    assert out[0, :, :, 16].mean() > out[0, :, :, 0].mean()
+
+
+def test_encode_normalised(tiny_clip_path):
+    model = clip_io.load_clip(tiny_clip_path)
+    t = clip_io.encode_text(model, ["a man", "a woman wearing a hat", "a man"], batch_size=2)
+    assert t.shape == (3, 32) and t.dtype == torch.float32
+    assert torch.allclose(t.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(t[0], t[2], atol=1e-6)
+    imgs = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
+    e = clip_io.encode_images(model, imgs, batch_size=2)
+    assert e.shape == (5, 32)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(5), atol=1e-5)
+    # batch size does not change the result
+    e2 = clip_io.encode_images(model, imgs, batch_size=5)
+    assert torch.allclose(e, e2, atol=1e-5)
+
+
+def test_long_prompt(tiny_clip_path):
+    model = clip_io.load_clip(tiny_clip_path)
+    long = "a face " * 60
+    with pytest.raises(UserError, match="context"):
+        clip_io.encode_text(model, [long])
+    with pytest.warns(UserWarning, match="truncated"):
+        e = clip_io.encode_text(model, [long], truncate=True)
+    assert e.shape == (1, 32)
