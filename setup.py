@@ -22,7 +22,8 @@ setup(
         "tqdm",
         "safetensors",
         "zuko>=1.0",
+        "flask>=2.2",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "selenium>=4.10"]},
     entry_points={"console_scripts": ["text2face=main:cli"]},
 )
