@@ -3,6 +3,7 @@ gradients, the CUDA sources' compilation (where nvcc exists) and CUDA parity (wh
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import torch_utils.ops.bias_act as bias_act_mod
+from torch_utils.ops import _build
 import torch_utils.ops.upfirdn2d as upfirdn2d_mod
 from torch_utils.ops.bias_act import bias_act
 from torch_utils.ops.conv2d_resample import conv2d_resample
@@ -279,3 +281,175 @@ def test_gradcheck_conv2d_resample():
     # second order, as R1 regularisation of a discriminator needs it
     fn = lambda x, w: conv2d_resample(x, w, f, down=2, padding=1)  # noqa: E731
     assert torch.autograd.gradgradcheck(fn, (x, w))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_upfirdn2d_adjoint_used_by_cuda_backward(seed):
+    # The CUDA path's backward is the same op with up/down swapped, the filter flipped and the
+    # padding from _grad_args; check that formula against autograd of the reference path (CPU).
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        h, w = rng.integers(2, 7, size=2)
+        fh, fw = rng.integers(1, 5, size=2)
+        upx, upy, downx, downy = (int(v) for v in rng.integers(1, 4, size=4))
+        pad = [int(v) for v in rng.integers(-2, 5, size=4)]
+        if w * upx + pad[0] + pad[1] - fw < 0 or h * upy + pad[2] + pad[3] - fh < 0:
+            continue
+        x = torch.randn(2, 3, int(h), int(w), dtype=torch.float64, requires_grad=True)
+        f = torch.randn(int(fh), int(fw), dtype=torch.float64)
+        flip = bool(rng.integers(0, 2))
+        y = upfirdn2d(x, f, up=[upx, upy], down=[downx, downy], padding=pad, flip_filter=flip, gain=1.3, impl="ref")
+        dy = torch.randn_like(y)
+        (dx,) = torch.autograd.grad(y, x, dy)
+        args = upfirdn2d_mod._grad_args(x.shape, y.shape, f, upx, upy, downx, downy, *pad, flip, 1.3)
+        dx2 = upfirdn2d_mod._upfirdn2d_ref(dy, f, *args)
+        assert dx2.shape == dx.shape
+        torch.testing.assert_close(dx2, dx, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA sources: compiled with nvcc where it exists (once per test session, cached by source hash)
+
+
+def _nvcc_available():
+    import shutil
+
+    from torch.utils import cpp_extension
+
+    home = cpp_extension.CUDA_HOME
+    return bool(home and os.path.exists(os.path.join(home, "bin", "nvcc"))) or shutil.which("nvcc") is not None
+
+
+@pytest.fixture(scope="session")
+def cuda_ops_extension():
+    """The compiled ops extension. With a GPU: the one the ops use at run time. Without one:
+    compiled for TORCH_CUDA_ARCH_LIST (default 9.0) into its own cache folder, so a test
+    build never stands in for the run-time build; rebuilt when a source changes (the name
+    holds a hash of the sources), or every session with TEXT2FACE_OPS_FRESH_BUILD=1."""
+    if torch.cuda.is_available():
+        plugin = _build.get_ops_plugin()
+        assert plugin is not None, "the CUDA ops failed to build on a machine with a GPU (see the warning)"
+        return plugin
+    if not _nvcc_available():
+        pytest.skip("nvcc not found (set CUDA_HOME): the CUDA sources are not compiled on this machine")
+    import tempfile
+
+    from torch.utils import cpp_extension
+
+    arch = os.environ.get("TORCH_CUDA_ARCH_LIST") or "9.0"
+    os.environ["TORCH_CUDA_ARCH_LIST"] = arch
+    if os.environ.get("TEXT2FACE_OPS_FRESH_BUILD") == "1":
+        build_dir = tempfile.mkdtemp(prefix="text2face_ops_build_")
+    else:
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension._get_build_directory("text2face_nvcc_test", False)
+        build_dir = os.path.join(root, "text2face_nvcc_test", "arch_" + arch.replace(" ", "_").replace(";", "_"))
+    return _build.build("ops", _build.OPS_SOURCES, _build.OPS_HEADERS, build_directory=build_dir)
+
+
+def test_cuda_sources_compile(cuda_ops_extension):
+    m = cuda_ops_extension
+    assert callable(m.bias_act) and callable(m.upfirdn2d)
+    if not torch.cuda.is_available():
+        # The bindings run and check their arguments even without a device.
+        with pytest.raises(RuntimeError, match="CUDA tensor"):
+            m.upfirdn2d(torch.zeros(1, 1, 4, 4), torch.ones(2, 2), 1, 1, 1, 1, 0, 0, 0, 0, False)
+        with pytest.raises(RuntimeError, match="CUDA tensor"):
+            m.bias_act(torch.zeros(2, 3), torch.zeros(3), None, 1, 2, 0, 0.2, 1.4, -1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA parity (skipped without a GPU)
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: CUDA parity tests skipped")
+
+
+def _close(a, b, rtol=1e-3):
+    scale = b.detach().abs().max().item() if b.numel() else 1.0
+    torch.testing.assert_close(a.detach().cpu().to(b.dtype), b.detach().cpu(), rtol=rtol, atol=rtol * max(scale, 1e-6))
+
+
+@needs_gpu
+@pytest.mark.parametrize("act", list(FORMULAS))
+@pytest.mark.parametrize("clamp", [None, 0.8])
+def test_cuda_bias_act_parity(cuda_ops_extension, act, clamp):
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 5, 7, device="cuda") * 2
+    b = torch.randn(16, device="cuda")
+    dy = torch.randn_like(x)
+    outs = {}
+    for impl in ("ref", "cuda"):
+        xx = x.clone().requires_grad_()
+        bb = b.clone().requires_grad_()
+        y = bias_act(xx, bb, act=act, clamp=clamp, impl=impl)
+        gx, gb = torch.autograd.grad(y, [xx, bb], dy, create_graph=True)
+        # second order, as a gradient penalty needs it
+        ggx, ggb = torch.autograd.grad((gx ** 2).sum() + gb.sum(), [xx, bb], allow_unused=True)
+        outs[impl] = [y, gx, gb] + [t if t is not None else torch.zeros_like(u) for t, u in ((ggx, x), (ggb, b))]
+    for a, r in zip(outs["cuda"], outs["ref"]):
+        _close(a, r)
+    # half precision forward
+    yh = bias_act(x.half(), b.half(), act=act, clamp=clamp, impl="cuda")
+    assert yh.dtype == torch.float16
+    _close(yh.float(), bias_act(x, b, act=act, clamp=clamp, impl="ref"), rtol=1e-2)
+
+
+@needs_gpu
+def test_cuda_bias_act_gradcheck(cuda_ops_extension):
+    x = torch.randn(2, 3, 4, dtype=torch.float64, device="cuda", requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, device="cuda", requires_grad=True)
+    for act in ("lrelu", "tanh", "swish"):
+        fn = lambda x, b: bias_act(x, b, act=act, clamp=1.5, impl="cuda")  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, b))
+        assert torch.autograd.gradgradcheck(fn, (x, b))
+
+
+@needs_gpu
+@pytest.mark.parametrize("case", range(len(UPFIRDN_CASES)))
+def test_cuda_upfirdn2d_parity(cuda_ops_extension, case):
+    h, w, taps, up, down, padding = UPFIRDN_CASES[case]
+    torch.manual_seed(case)
+    f = setup_filter(taps, device="cuda")
+    x = torch.randn(3, 5, h * 3, w * 2, device="cuda")
+    dy = None
+    outs = {}
+    for impl in ("ref", "cuda"):
+        for flip in (False, True):
+            xx = x.clone().requires_grad_()
+            y = upfirdn2d(xx, f, up=up, down=down, padding=padding, flip_filter=flip, gain=1.5, impl=impl)
+            dy = torch.randn_like(y) if dy is None or dy.shape != y.shape else dy
+            (gx,) = torch.autograd.grad(y, xx, dy)
+            outs[(impl, flip)] = (y, gx)
+    for flip in (False, True):
+        for a, r in zip(outs[("cuda", flip)], outs[("ref", flip)]):
+            _close(a, r)
+    yh = upfirdn2d(x.half(), f, up=up, down=down, padding=padding, impl="cuda")
+    assert yh.dtype == torch.float16
+    _close(yh.float(), upfirdn2d(x, f, up=up, down=down, padding=padding, impl="ref"), rtol=1e-2)
+
+
+@needs_gpu
+def test_cuda_upfirdn2d_gradcheck(cuda_ops_extension):
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, device="cuda", requires_grad=True)
+    f = torch.randn(3, 2, dtype=torch.float64, device="cuda")
+    for kw in [dict(up=2, padding=[1, 2, 0, 1]), dict(down=2, padding=[2, 1, 1, 0]), dict(up=[2, 1], down=[1, 2], padding=[-1, -1, 1, 0])]:
+        fn = lambda x: upfirdn2d(x, f, impl="cuda", **kw)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+@needs_gpu
+@pytest.mark.parametrize("up,down,groups", [(2, 1, 1), (1, 2, 1), (2, 1, 4), (1, 1, 2)])
+def test_cuda_conv2d_resample_parity(cuda_ops_extension, up, down, groups):
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 9, 10)
+    w = torch.randn(12, 8 // groups, 3, 3)
+    f = setup_filter([1, 3, 3, 1])
+    outs = []
+    for dev in ("cpu", "cuda"):
+        xx = x.to(dev).requires_grad_()
+        ww = w.to(dev).requires_grad_()
+        y = conv2d_resample(xx, ww, f.to(dev), up=up, down=down, padding=1, groups=groups, flip_weight=(up == 1))
+        gx, gw = torch.autograd.grad(y.square().sum(), [xx, ww])
+        outs.append((y, gx, gw))
+    for a, r in zip(outs[1], outs[0]):
+        _close(a, r)

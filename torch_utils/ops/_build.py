@@ -60,29 +60,47 @@ def extension_name(name: str, sources, headers=()) -> str:
     return f"text2face_{name}_{sources_hash(source_paths(list(sources) + list(headers)))}"
 
 
+# The project's single CUDA extension: both ops' kernels and their bindings.
+OPS_SOURCES = ["ops.cpp", "bias_act.cu", "upfirdn2d.cu"]
+OPS_HEADERS = ["ops_common.h", "bias_act.h", "upfirdn2d.h"]
+
+
+def build(name: str, sources, headers=(), build_directory=None, verbose_build=None):
+    """Compile and import the extension (no device needed); raises on failure."""
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None:
+        raise RuntimeError("CUDA toolkit (nvcc) not found; set CUDA_HOME")
+    if build_directory is not None:
+        os.makedirs(build_directory, exist_ok=True)
+    return cpp_extension.load(
+        name=extension_name(name, sources, headers),
+        sources=source_paths(sources),
+        extra_include_paths=[OPS_DIR] + nvidia_include_dirs(),
+        extra_cflags=["-O3"],
+        extra_cuda_cflags=["-O3"],
+        build_directory=build_directory,
+        verbose=verbose if verbose_build is None else verbose_build,
+    )
+
+
+def get_ops_plugin():
+    """The compiled ops extension (``bias_act``, ``upfirdn2d``), or None (warned once) if it cannot be built."""
+    return get_plugin("ops", OPS_SOURCES, OPS_HEADERS)
+
+
 def get_plugin(name: str, sources, headers=()):
-    """Return the compiled extension module for op ``name``, or None if it cannot be built."""
+    """Return the compiled extension module ``name``, or None (with one warning) if it cannot be built."""
     with _lock:
         if name in _plugins:
             return _plugins[name]
         plugin = None
         try:
             import torch
-            from torch.utils import cpp_extension
 
             if not torch.cuda.is_available():
                 raise RuntimeError("no CUDA device")
-            if cpp_extension.CUDA_HOME is None:
-                raise RuntimeError("CUDA toolkit (nvcc) not found; set CUDA_HOME")
-            src = source_paths(sources)
-            plugin = cpp_extension.load(
-                name=extension_name(name, sources, headers),
-                sources=src,
-                extra_include_paths=[OPS_DIR] + nvidia_include_dirs(),
-                extra_cflags=["-O3"],
-                extra_cuda_cflags=["-O3"],
-                verbose=verbose,
-            )
+            plugin = build(name, sources, headers)
         except Exception as exc:  # any build/load failure -> reference path
             msg = str(exc).strip().splitlines()
             detail = msg[-1] if msg else type(exc).__name__

@@ -66,12 +66,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "swish": Activation(lambda x, a: x * torch.sigmoid(x), 0.0, math.sqrt(2), 8, False),
 }
 
-_SOURCES = ["bias_act.cpp", "bias_act.cu"]
-_HEADERS = ["bias_act.h"]
-
-
 def _plugin():
-    return _build.get_plugin("bias_act", _SOURCES, _HEADERS)
+    return _build.get_ops_plugin()
 
 
 def _resolve(act, alpha, gain, clamp):

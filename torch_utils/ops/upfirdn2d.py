@@ -33,12 +33,8 @@ import torch.nn.functional as F
 
 from . import _build
 
-_SOURCES = ["upfirdn2d.cpp", "upfirdn2d.cu"]
-_HEADERS = ["upfirdn2d.h"]
-
-
 def _plugin():
-    return _build.get_plugin("upfirdn2d", _SOURCES, _HEADERS)
+    return _build.get_ops_plugin()
 
 
 # ---------------------------------------------------------------------------------------------
