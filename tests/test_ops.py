@@ -312,12 +312,7 @@ def test_upfirdn2d_adjoint_used_by_cuda_backward(seed):
 
 
 def _nvcc_available():
-    import shutil
-
-    from torch.utils import cpp_extension
-
-    home = cpp_extension.CUDA_HOME
-    return bool(home and os.path.exists(os.path.join(home, "bin", "nvcc"))) or shutil.which("nvcc") is not None
+    return _build.find_cuda_home() is not None
 
 
 @pytest.fixture(scope="session")

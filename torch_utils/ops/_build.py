@@ -65,12 +65,36 @@ OPS_SOURCES = ["ops.cpp", "bias_act.cu", "upfirdn2d.cu"]
 OPS_HEADERS = ["ops_common.h", "bias_act.h", "upfirdn2d.h"]
 
 
+def _is_cuda_home(d) -> bool:
+    return bool(d) and os.path.exists(os.path.join(d, "bin", "nvcc")) and os.path.exists(
+        os.path.join(d, "include", "cuda_runtime_api.h"))
+
+
+def find_cuda_home():
+    """The CUDA toolkit folder: $CUDA_HOME / $CUDA_PATH, else torch's guess if it holds nvcc and the
+    runtime headers (torch guesses from `which nvcc`, wrong when nvcc is a wrapper script), else
+    /usr/local/cuda, /usr/local/cuda-*, /opt/cuda. None when there is no toolkit."""
+    from torch.utils import cpp_extension
+
+    env = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if env:
+        return env
+    candidates = [cpp_extension.CUDA_HOME, "/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True) + ["/opt/cuda"]
+    for d in candidates:
+        if _is_cuda_home(d):
+            return d
+    return None
+
+
 def build(name: str, sources, headers=(), build_directory=None, verbose_build=None):
     """Compile and import the extension (no device needed); raises on failure."""
     from torch.utils import cpp_extension
 
-    if cpp_extension.CUDA_HOME is None:
+    home = find_cuda_home()
+    if home is None:
         raise RuntimeError("CUDA toolkit (nvcc) not found; set CUDA_HOME")
+    # cpp_extension reads its module-level CUDA_HOME when it builds the include/library paths.
+    cpp_extension.CUDA_HOME = home
     if build_directory is not None:
         os.makedirs(build_directory, exist_ok=True)
     return cpp_extension.load(
