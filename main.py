@@ -32,6 +32,26 @@ def train():
 # ---------------------------------------------------------------------------
 
 
+@cli.command()
+@click.option("--generator", "generator", default=None, metavar="PATH_OR_URL",
+              help="StyleGAN2 generator: NVIDIA .pkl, rosinality .pt, project .safetensors or http(s) URL "
+                   "[default: the bundled toy generator]")
+@click.option("--seeds", default="0-15", show_default=True, help="Seeds, e.g. 0-15 or 1,5,9 (one image each).")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+              help="Truncation psi toward the average w (1 = none).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--class", "class_idx", type=int, default=None, help="Class index for a conditional generator.")
+@click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True, help="Output image grid.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def sample(generator, seeds, truncation_psi, noise_mode, class_idx, out, device):
+    """Render one StyleGAN2 image per seed into a labelled grid."""
+    from model.generator import sample_grid
+    from torch_utils.misc import parse_range
+
+    path = sample_grid(generator, parse_range(seeds), out, truncation_psi, noise_mode, device, class_idx)
+    click.echo(f"wrote {path}")
+
+
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
