@@ -506,6 +506,8 @@ def generator_from_project(path: str | os.PathLike) -> Generator:
 # ---------------------------------------------------------------------------
 
 _ZIP_MAGIC = b"PK\x03\x04"
+# First opcodes of protocol 0/1 pickles of a dict or a global (mark, empty dict, global, ...).
+_PICKLE_V0_STARTS = set("(}]ci")
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
 
 
@@ -519,8 +521,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "project"
     if head.startswith(_ZIP_MAGIC) or head.startswith(_TORCH_LEGACY_MAGIC):
         return "torch"
-    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
-        return "pickle"
+    if (head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5) or head[:1].decode("latin-1") in _PICKLE_V0_STARTS:
+        return "pickle"  # protocol 2+ (PROTO opcode), or an old protocol 0/1 pickle
     raise UserError(f"{path}: not a generator checkpoint (expected an NVIDIA .pkl, a rosinality .pt "
                     "or a project .safetensors file)")
 
