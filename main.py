@@ -81,6 +81,84 @@ def data_synth(out, n, seed, workers, size):
 # ---------------------------------------------------------------------------
 
 
+@cli.command("generate")
+@click.argument("prompts", nargs=-1)
+@click.option("-n", "n", default=8, show_default=True, type=int, help="Images per prompt.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same images).")
+@click.option("--out", default="out.png", show_default=True, type=click.Path(dir_okay=False), help="Output grid (.png or .jpg); each prompt is written above its row.")
+@click.option("--model", "model_name", default="flow", show_default=True, help="Method: flow, cvae-mapper, cvae, gan, clip-opt (or the references unconditional, real).")
+@click.option("--temperature", default=1.0, show_default=True, type=float, help="Mapper sampling temperature (scale of the base noise).")
+@click.option("--trunc", default=1.0, show_default=True, type=float, help="Truncation of the sampled w toward G.w_avg (1 = none).")
+@click.option("--image", "image", default=None, type=click.Path(dir_okay=False), help="Reference picture: condition on its CLIP image embedding (alone, or blended with the prompts).")
+@click.option("--mix", default=None, type=float, help="Weight of --image in the text+image blend, 0..1 [default 0.5 with prompts, 1 without].")
+@click.option("--shift/--no-shift", "shift", default=None, help="Modality-gap shift of text embeddings [default: as the mapper checkpoint says].")
+@click.option("--clip", "clip_name", default=None, metavar="NAME_OR_PATH", help="Conditioning CLIP (e.g. ViT-B/32) [default: the bundled toy CLIP].")
+@click.option("--generator", default=None, metavar="PATH_OR_URL", help="StyleGAN2 checkpoint [default: the bundled toy generator].")
+@click.option("--mapper", default=None, metavar="PATH", help="The method's checkpoint (mapper, or the cvae/gan baseline) [default: bundled].")
+@click.option("--steps", default=50, show_default=True, type=int, help="clip-opt: optimisation steps per image.")
+@click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+def generate_cmd(prompts, n, seed, out, model_name, temperature, trunc, image, mix, shift, clip_name, generator, mapper, steps, batch_size, device):
+    """Generate N faces per PROMPT into a labelled grid (text-to-face)."""
+    from model.pipelines import generate_to_file
+
+    info = generate_to_file(list(prompts), n, seed, out, model_name, clip=clip_name, generator=generator, mapper=mapper,
+                            device=device, temperature=temperature, trunc=trunc, image=image, mix=mix,
+                            modality_shift=shift, steps=steps, batch_size=batch_size)
+    click.echo(f"wrote {out} ({info['images']} images, {info['ms_per_image']:.1f} ms/image on {info['device']})")
+
+
+@cli.command("eval")
+@click.option("--model", "models", required=True, help="Comma-separated methods: flow, cvae-mapper, cvae, gan, clip-opt, unconditional, real; each may be LABEL=KIND[@CHECKPOINT][+shift].")
+@click.option("--prompts", "prompts_file", required=True, type=click.Path(dir_okay=False), help="JSONL prompt file, e.g. prompts/toy.jsonl.")
+@click.option("--n-per-prompt", default=8, show_default=True, type=int)
+@click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Results file (merged with an existing one, one entry per method).")
+@click.option("--clip-eval", default=None, metavar="NAME_OR_PATH", help="Evaluation CLIP (never the conditioning one) [default: bundled].")
+@click.option("--classifier", default=None, metavar="PATH", help="Attribute classifier [default: bundled].")
+@click.option("--data", default=None, type=click.Path(file_okay=False), help="CelebA-format folder; its test split is the real reference [default: $TEXT2FACE_DATA or ../data/toy].")
+@click.option("--clip", "clip_name", default=None, metavar="NAME_OR_PATH", help="Conditioning CLIP of the methods [default: bundled].")
+@click.option("--generator", default=None, metavar="PATH_OR_URL", help="StyleGAN2 checkpoint [default: bundled].")
+@click.option("--batch-size", default=16, show_default=True, type=int, help="Images per generation call (the same for every method).")
+@click.option("--steps", default=50, show_default=True, type=int, help="clip-opt optimisation steps per image.")
+@click.option("--max-prompts", default=None, type=int, help="Use only the first N prompts of the file.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+def eval_cmd(models, prompts_file, n_per_prompt, json_out, clip_eval, classifier, data, clip_name, generator, batch_size, steps, max_prompts, seed, device):
+    """Score methods on a prompt file (attribute accuracy, CLIP score, R-precision, FD, diversity, speed)."""
+    from model.evaluate import evaluate, summary_lines
+
+    res = evaluate([m for m in models.split(",") if m.strip()] or [""], prompts_file, n_per_prompt, json_out,
+                   clip_eval=clip_eval, classifier=classifier, data=data, batch_size=batch_size, device=device,
+                   clip=clip_name, generator=generator, seed=seed, steps=steps, max_prompts=max_prompts)
+    for line in summary_lines(res):
+        click.echo(line)
+    click.echo(f"wrote {json_out}")
+
+
+@cli.command("table")
+@click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="Output of `eval`.")
+@click.option("--out", "out_dir", default="assets", show_default=True, type=click.Path(file_okay=False), help="Folder for RESULTS.md and the picture tables.")
+def table_cmd(json_path, out_dir):
+    """Write RESULTS.md (metrics, speed, modality-gap ablation) and picture tables from an eval JSON."""
+    from model.evaluate import write_results
+
+    click.echo(f"wrote {write_results(json_path, out_dir)}")
+
+
+@cli.command("reproduce")
+@click.option("--preset", default="toy", show_default=True, help="Configuration to rebuild (toy).")
+@click.option("--quick", is_flag=True, help="Shrink every stage (a few minutes on two CPU cores; poor numbers).")
+@click.option("--workdir", default="runs/reproduce", show_default=True, type=click.Path(file_okay=False), help="Where every stage writes; a rerun skips finished stages.")
+@click.option("--assets", "assets_dir", default=None, type=click.Path(file_okay=False), help="Where the table goes [default: WORKDIR/assets].")
+@click.option("--only", default=None, help="Comma-separated stage names to run (the others must be done).")
+@click.option("--dry-run", is_flag=True, help="List the stages and their state, run nothing.")
+def reproduce_cmd(preset, quick, workdir, assets_dir, only, dry_run):
+    """Rebuild everything from nothing: data, CLIPs, classifier, StyleGAN2, pairs, mappers, baselines, eval, table."""
+    from model.reproduce import reproduce
+
+    reproduce(preset, quick=quick, workdir=workdir, assets=assets_dir, only=only, dry_run=dry_run)
+
+
 def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="main.py", standalone_mode=False)
