@@ -71,6 +71,28 @@ def data_synth(out, n, seed, workers, size):
     click.echo(f"wrote {r['n']} faces to {out} in {r['seconds']:.1f} s ({r['images_per_s']:.0f} images/s)")
 
 
+@data.command("embed")
+@click.option("--data", "data_dir", required=True, type=click.Path(), help="CelebA-format dataset folder.")
+@click.option("--clip", "clip_name", default=None, help="CLIP model name (e.g. ViT-B/32) or file. Default: the bundled conditioning CLIP.")
+@click.option("--split", default="all", show_default=True, type=click.Choice(["all", "train", "val", "test"]))
+@click.option("--captions-per-image", default=4, show_default=True, type=int, help="Captions embedded per image (seeded).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Caption seed.")
+@click.option("--resolution", default=64, show_default=True, type=int, help="Image size read from the dataset before CLIP's own resize.")
+@click.option("--batch-size", default=256, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+def data_embed(data_dir, clip_name, split, captions_per_image, seed, resolution, batch_size, device):
+    """Cache CLIP embeddings of the images and captions under DATA/embeddings/<clip identity>/."""
+    from dataset.embeddings import cache_dir, embed_dataset
+
+    if clip_name is None:
+        from model.bundled import bundled_path
+
+        clip_name = str(bundled_path("clip"))
+    e = embed_dataset(data_dir, clip_name, split=split, captions_per_image=captions_per_image, seed=seed,
+                      resolution=resolution, batch_size=batch_size, device=device)
+    click.echo(f"{len(e)} images x {e.text.shape[1]} captions, dim {e.image.shape[1]}: {cache_dir(data_dir, e.identity)}")
+
+
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------

@@ -168,13 +168,20 @@ def caption(attrs_row: Sequence[int], rng: np.random.Generator, mask: Sequence[b
 
 
 def captions(attrs: np.ndarray, seed: int, n_per_image: int = 1, mask: Sequence[bool] | None = None,
-             keep: float = 0.8) -> list[list[str]]:
-    """``n_per_image`` captions for each row of ``attrs`` [N, 40]; caption j of image i depends
-    only on (seed, i, j), so a subset of images gets the same captions."""
+             keep: float = 0.8, indices: Sequence[int] | None = None) -> list[list[str]]:
+    """``n_per_image`` captions for each row of ``attrs`` [N, 40].
+
+    The captions of row i depend only on (seed, indices[i]) (``indices`` defaults to 0..N-1):
+    pass each image's index in the whole dataset so that it keeps its captions in any split.
+    """
     attrs = np.asarray(attrs)
+    if indices is None:
+        indices = range(len(attrs))
+    if len(indices) != len(attrs):
+        raise ValueError(f"{len(indices)} indices for {len(attrs)} attribute rows")
     out = []
-    for i in range(len(attrs)):
-        rng = np.random.default_rng([seed, i])
+    for i, key in zip(range(len(attrs)), indices):
+        rng = np.random.default_rng([seed, int(key)])
         out.append([caption(attrs[i], rng, mask, keep) for _ in range(n_per_image)])
     return out
 

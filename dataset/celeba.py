@@ -151,6 +151,7 @@ class CelebADataset(torch.utils.data.Dataset):
         self.attr_path = attr_path
         names, attrs = read_attributes(attr_path)
         full_attrs = attrs
+        indices = np.arange(len(names))
         if split != "all":
             part_path = _find(root, PARTITION_FILE)
             if part_path is None:
@@ -162,8 +163,10 @@ class CelebADataset(torch.utils.data.Dataset):
             keep = np.array([part[f] == SPLITS[split] for f in names], dtype=bool)
             names = [f for f, k in zip(names, keep) if k]
             attrs = attrs[keep]
+            indices = indices[keep]
         self.filenames: list[str] = names
         self.attrs: np.ndarray = attrs
+        self.indices: np.ndarray = indices  # row of each image in the attribute file (0-based)
 
         meta_path = root / TOY_META
         if meta_path.is_file():

@@ -104,3 +104,76 @@ def test_long_prompt(tiny_clip_path):
     with pytest.warns(UserWarning, match="truncated"):
         e = clip_io.encode_text(model, [long], truncate=True)
     assert e.shape == (1, 32)
+
+
+# ---------------------------------------------------------------------------
+# Embedding caches (dataset/embeddings.py and `data embed`)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    from dataset import toyfaces
+
+    out = tmp_path_factory.mktemp("toy") / "data"
+    toyfaces.write_dataset(out, 30, seed=2, workers=1, progress=False)
+    return out
+
+
+def test_embed_cache_roundtrip(toy_data, tiny_clip_path, tmp_path, monkeypatch):
+    import main as cli_main
+    from dataset import embeddings as emb
+    from dataset.captions import captions
+
+    rc = cli_main.main(["data", "embed", "--data", str(toy_data), "--clip", tiny_clip_path,
+                        "--captions-per-image", "3", "--batch-size", "16"])
+    assert rc == 0
+    ident = clip_io.clip_identity(tiny_clip_path)
+    d = toy_data / "embeddings" / ident
+    assert (d / "image_all_r64.safetensors").is_file() and (d / "text_all_k3_s0.safetensors").is_file()
+
+    e = emb.load_embeddings(toy_data, tiny_clip_path, compute=False)
+    assert e.identity == ident and len(e) == 30
+    assert e.image.shape == (30, 32) and e.text.shape == (30, 3, 32)
+    assert torch.allclose(e.image.norm(dim=-1), torch.ones(30), atol=1e-5)
+    assert torch.allclose(e.text.norm(dim=-1), torch.ones(30, 3), atol=1e-5)
+    assert e.captions == captions(e.attrs, seed=0, n_per_image=3, mask=e.attr_mask)
+    # The cached values are what the model gives.
+    model = clip_io.load_clip(tiny_clip_path)
+    assert torch.allclose(e.text[5, 1], clip_io.encode_text(model, [e.captions[5][1]])[0], atol=1e-5)
+    from dataset.celeba import CelebADataset
+
+    imgs = CelebADataset(toy_data, "all").images_uint8(progress=False)
+    assert torch.allclose(e.image[:4], clip_io.encode_images(model, imgs[:4]), atol=1e-5)
+
+    # Reused: no encoding happens the second time, for 'all' and for a split cut from it.
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(clip_io, "encode_images", boom)
+    monkeypatch.setattr(clip_io, "encode_text", boom)
+    e2 = emb.embed_dataset(toy_data, tiny_clip_path, captions_per_image=3)
+    assert torch.equal(e2.image, e.image) and torch.equal(e2.text, e.text)
+    test = emb.load_embeddings(toy_data, tiny_clip_path, split="test")
+    idx = [e.filenames.index(f) for f in test.filenames]
+    assert len(test) == 3 and torch.equal(test.image, e.image[idx]) and test.captions == [e.captions[i] for i in idx]
+    monkeypatch.undo()
+
+    # Another CLIP model gets its own cache and other values: never mixed.
+    other = make_tiny_clip(tmp_path / "other.pt", seed=5)
+    e3 = emb.load_embeddings(toy_data, str(other), captions_per_image=3)
+    assert e3.identity != ident and (toy_data / "embeddings" / e3.identity).is_dir()
+    assert not torch.allclose(e3.image, e.image, atol=1e-3)
+    # A cache whose records do not match (here: another caption seed) is not reused.
+    e4 = emb.embed_dataset(toy_data, tiny_clip_path, captions_per_image=3, seed=1)
+    assert e4.captions != e.captions
+
+
+def test_embed_errors(toy_data, tmp_path, tiny_clip_path):
+    import main as cli_main
+    from dataset import embeddings as emb
+
+    assert cli_main.main(["data", "embed", "--data", str(tmp_path / "none"), "--clip", tiny_clip_path]) == 1
+    assert cli_main.main(["data", "embed", "--data", str(toy_data), "--clip", str(tmp_path / "missing.pt")]) == 1
+    with pytest.raises(UserError, match="data embed"):
+        emb.load_embeddings(toy_data, tiny_clip_path, split="val", captions_per_image=7, compute=False)
