@@ -117,11 +117,43 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
     return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
 
 
+_INPLACE = {
+    "linear": lambda y, a: y,
+    "relu": lambda y, a: y.relu_(),
+    "lrelu": lambda y, a: F.leaky_relu_(y, a),
+    "tanh": lambda y, a: y.tanh_(),
+    "sigmoid": lambda y, a: y.sigmoid_(),
+    "elu": lambda y, a: F.elu_(y, a),
+    "selu": lambda y, a: F.selu(y, inplace=True),
+}
+
+
+_NAMES = {id(v): k for k, v in ACTIVATIONS.items()}
+
+
 def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
     if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
-        x = x + b.to(x.dtype).reshape(shape)
+        b = b.to(x.dtype).reshape(shape)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if not needs_grad:
+        # Inference: make one new tensor, then update it in place (no temporaries).
+        inplace = _INPLACE.get(_NAMES[id(spec)])
+        if b is None and inplace is not None and spec.index == 0 and gain == 1 and clamp < 0:
+            return x
+        if b is not None:
+            y = x + b
+            y = inplace(y, alpha) if inplace is not None else spec.func(y, alpha)
+        else:
+            y = inplace(x.clone(), alpha) if inplace is not None else spec.func(x, alpha)
+        if gain != 1:
+            y.mul_(gain)
+        if clamp >= 0:
+            y.clamp_(-clamp, clamp)
+        return y
+    if b is not None:
+        x = x + b
     x = spec.func(x, alpha)
     if gain != 1:
         x = x * gain

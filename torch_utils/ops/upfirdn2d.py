@@ -158,34 +158,58 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl="au
 
 
 def _upfirdn2d_ref(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain):
-    """Reference implementation: one (depthwise) convolution per axis or per filter."""
-    N, C, H, W = x.shape
+    """Reference implementation with PyTorch convolutions (differentiable to any order).
+
+    A separable filter runs as two 1-D passes. Each pass is one depthwise convolution:
+    without up-sampling, padding + a strided conv2d (no work on dropped samples); with
+    up-sampling, a strided conv_transpose2d, which is zero insertion + a full true convolution
+    without multiplying the inserted zeros, followed by the padding/cropping difference.
+    """
     f = f.to(x.dtype)
+    if f.ndim == 1:
+        g = gain ** 0.5
+        x = _ref_pass(x, f[None, :], upx, 1, downx, 1, padx0, padx1, 0, 0, flip_filter, g)
+        return _ref_pass(x, f[:, None], 1, upy, 1, downy, 0, 0, pady0, pady1, flip_filter, g)
+    return _ref_pass(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain)
+
+
+def _pad(x, px0, px1, py0, py1):
+    """Zero-pad (positive) / crop (negative) the last two dimensions."""
+    if not (px0 or px1 or py0 or py1):
+        return x
+    if min(px0, px1, py0, py1) >= 0:
+        return F.pad(x, [px0, px1, py0, py1])
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    return x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+
+def _ref_pass(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain):
+    C = x.shape[1]
+    fh, fw = f.shape
     if gain != 1:
-        f = f * (gain ** (f.ndim / 2))
-    # Zero insertion: [.., H, W] -> [.., H*upy, W*upx], sample i at position i*up.
-    if upx > 1 or upy > 1:
-        x = x.reshape(N, C, H, 1, W, 1)
-        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-        x = x.reshape(N, C, H * upy, W * upx)
-    # Pad (negative = crop).
-    if padx0 or padx1 or pady0 or pady1:
-        x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
-        x = x[:, :, max(-pady0, 0): x.shape[2] - max(-pady1, 0), max(-padx0, 0): x.shape[3] - max(-padx1, 0)]
-    # conv2d is a correlation: flip the filter for a true convolution.
-    if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        if f.shape[0] > 1 or f.shape[1] > 1 or downx > 1 or downy > 1:
-            w = f[None, None].expand(C, 1, f.shape[0], f.shape[1])
-            x = F.conv2d(x, w, stride=[downy, downx], groups=C)
-        elif f.reshape([]).item() != 1:
-            x = x * f.reshape([])
-    else:
-        w = f[None, None, None, :].expand(C, 1, 1, f.shape[0])
-        x = F.conv2d(x, w, stride=[1, downx], groups=C)
-        w = f[None, None, :, None].expand(C, 1, f.shape[0], 1)
-        x = F.conv2d(x, w, stride=[downy, 1], groups=C)
+        f = f * gain
+    if fh == 1 and fw == 1 and upx == 1 and upy == 1:  # no filtering: pad, scale, stride
+        x = _pad(x, padx0, padx1, pady0, pady1)
+        if downx > 1 or downy > 1:
+            x = x[:, :, ::downy, ::downx]
+        return x * f.reshape([]) if gain != 1 or f.reshape([]).item() != 1 else x
+    if upx == 1 and upy == 1:
+        # conv2d is a correlation: flip the filter for a true convolution.
+        w = (f if flip_filter else f.flip([0, 1]))[None, None].repeat(C, 1, 1, 1)
+        x = _pad(x, padx0, padx1, pady0, pady1)
+        return F.conv2d(x, w, stride=[downy, downx], groups=C)
+    # conv_transpose2d(stride=up) = zero insertion (no trailing zeros) + full true convolution,
+    # whose output o corresponds to upfirdn2d's (o - (taps - 1) + pad0). Crop what we can
+    # symmetrically inside conv_transpose2d, then pad/crop the rest.
+    w = (f.flip([0, 1]) if flip_filter else f)[None, None].repeat(C, 1, 1, 1)
+    cx0, cx1 = fw - 1 - padx0, fw - upx - padx1  # amounts to crop (negative: pad)
+    cy0, cy1 = fh - 1 - pady0, fh - upy - pady1
+    tx = max(min(cx0, cx1), 0)
+    ty = max(min(cy0, cy1), 0)
+    x = F.conv_transpose2d(x, w, stride=[upy, upx], padding=[ty, tx], groups=C)
+    x = _pad(x, tx - cx0, tx - cx1, ty - cy0, ty - cy1)
+    if downx > 1 or downy > 1:
+        x = x[:, :, ::downy, ::downx]
     return x
 
 
