@@ -93,6 +93,20 @@ def data_embed(data_dir, clip_name, split, captions_per_image, seed, resolution,
     click.echo(f"{len(e)} images x {e.text.shape[1]} captions, dim {e.image.shape[1]}: {cache_dir(data_dir, e.identity)}")
 
 
+@data.command("preview")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output image (PNG).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n", "n", default=16, show_default=True, type=int, help="Number of faces.")
+@click.option("--start", default=100, show_default=True, type=int, help="Index of the first face.")
+@click.option("--ncols", default=4, show_default=True, type=int)
+def data_preview(out, seed, n, start, ncols):
+    """Save a grid of toy faces, each with its caption written above it."""
+    from dataset.toyfaces import preview_grid
+
+    preview_grid(seed, n=n, ncols=ncols, start=start).save(out)
+    click.echo(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------

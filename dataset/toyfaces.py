@@ -580,3 +580,15 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def preview_grid(seed: int = 0, n: int = 16, ncols: int = 4, start: int = 0, cell_scale: int = 3):
+    """A PIL grid of toy faces ``start .. start+n-1`` of world ``seed``, each with a full caption above it."""
+    from dataset.captions import captions
+    from torch_utils.misc import image_grid
+
+    idx = list(range(start, start + n))
+    imgs, attrs = render_batch(seed, idx, jpeg=True)
+    mask = np.array([a in RENDERED_ATTRIBUTES for a in ATTRIBUTES])
+    caps = [c[0] for c in captions(attrs, seed, 1, mask=mask, keep=1.0, indices=idx)]
+    return image_grid(imgs, ncols, cell_labels=caps, cell_scale=cell_scale, cell_label_lines=4)

@@ -133,3 +133,15 @@ def test_jpeg_roundtrip_close():
     jp, _ = tf.render(0, 1, jpeg=True)
     diff = np.abs(raw.astype(np.float32) - jp).mean()
     assert 0 < diff < 12
+
+
+def test_preview_grid_and_captioned_image_grid():
+    from torch_utils.misc import image_grid
+
+    g = tf.preview_grid(0, n=4, ncols=2, cell_scale=1)
+    assert g.size[0] > 2 * 64 and g.size[1] > 2 * 64
+    # image_grid without cell labels is unchanged: rows of images with optional row labels.
+    imgs = np.zeros((4, 8, 8, 3), np.uint8)
+    assert image_grid(imgs, 2, pad=2).size == (2 * 10 + 2, 2 * 10 + 2)
+    captioned = image_grid(imgs, 2, cell_labels=["a"] * 4, cell_label_lines=2)
+    assert captioned.size[1] > image_grid(imgs, 2).size[1]

@@ -56,11 +56,17 @@ def image_grid(
     pad: int = 2,
     label_height: int | None = None,
     cell_scale: int = 1,
+    cell_labels: Sequence[str] | None = None,
+    cell_label_lines: int = 3,
 ):
     """Tile images into a PIL grid; each row may carry a text label written above it.
 
     ``images``: [N, C, H, W] float in [-1, 1] or [N, H, W, C] uint8, row-major.
+    ``cell_labels``: optionally one caption per image, word-wrapped above it in up to
+    ``cell_label_lines`` lines.
     """
+    if cell_labels is not None:
+        return _image_grid_captioned(images, ncols, cell_labels, pad, cell_scale, cell_label_lines)
     from PIL import Image, ImageDraw, ImageFont
 
     if isinstance(images, torch.Tensor):
@@ -94,4 +100,58 @@ def image_grid(
             if i >= n:
                 break
             grid.paste(Image.fromarray(images[i]), (pad + col * (w + pad), y0 + lh))
+    return grid
+
+
+def _wrap(text: str, width: float, draw, font, max_lines: int) -> list[str]:
+    lines: list[str] = []
+    cur = ""
+    for word in str(text).split():
+        trial = (cur + " " + word).strip()
+        if draw.textlength(trial, font=font) <= width or not cur:
+            cur = trial
+        else:
+            lines.append(cur)
+            cur = word
+    if cur:
+        lines.append(cur)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and draw.textlength(last + "...", font=font) > width:
+            last = last[:-1]
+        lines[-1] = last + "..."
+    return lines
+
+
+def _image_grid_captioned(images, ncols, labels, pad, cell_scale, max_lines):
+    """A grid with a word-wrapped caption above every image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if isinstance(images, torch.Tensor):
+        images = to_uint8(images)
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    if c == 1:
+        images = np.repeat(images, 3, axis=3)
+    if cell_scale != 1:
+        images = images.repeat(cell_scale, axis=1).repeat(cell_scale, axis=2)
+        h, w = h * cell_scale, w * cell_scale
+    font = ImageFont.load_default()
+    line_h = 12
+    lh = max_lines * line_h + 4
+    pad = max(pad, 6)
+    nrows = (n + ncols - 1) // ncols
+    width = ncols * (w + pad) + pad
+    height = nrows * (h + pad + lh) + pad
+    grid = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        x0 = pad + col * (w + pad)
+        y0 = pad + r * (h + pad + lh)
+        text = labels[i] if i < len(labels) else ""
+        for j, line in enumerate(_wrap(text, w, draw, font, max_lines)):
+            draw.text((x0, y0 + 1 + j * line_h), line, fill=(0, 0, 0), font=font)
+        grid.paste(Image.fromarray(images[i]), (x0, y0 + lh))
     return grid
