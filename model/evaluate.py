@@ -21,7 +21,6 @@ picture tables (a prompt, then three images, per method).
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import json
 import os
 import platform
@@ -109,7 +108,12 @@ def _rendered_attributes() -> list[str]:
 
 
 def random_attribute_sets(n: int, rng: np.random.Generator, k_max: int = 4, pool: Sequence[str] | None = None) -> list[dict[str, int]]:
-    """``n`` random, self-consistent attribute requests of 1..``k_max`` attributes each."""
+    """``n`` random, self-consistent attribute requests of 1..``k_max`` attributes each.
+
+    Only what a prompt can say is asked: attributes wanted (+1), ``Male`` either way (man /
+    woman) and ``No_Beard`` = -1 (a beard). ``dataset.captions.prompt_for`` leaves other
+    unwanted attributes unsaid, so they are never requested as -1.
+    """
     pool = list(pool or _rendered_attributes())
     out = []
     while len(out) < n:
@@ -119,38 +123,24 @@ def random_attribute_sets(n: int, rng: np.random.Generator, k_max: int = 4, pool
             if len(chosen) >= k:
                 break
             name = str(name)
-            if name == "No_Beard":
-                continue  # asked for through "Goatee"/"Mustache" = -1 wordings instead
             if any(name in g and any(c in g for c in chosen) for g in _EXCLUSIVE):
                 continue
-            v = 1 if (name == "Male" and rng.random() < 0.5) or (name != "Male" and rng.random() < 0.8) else -1
             if name == "Male":
-                v = 1 if rng.random() < 0.5 else -1
-            chosen[name] = v
+                chosen[name] = 1 if rng.random() < 0.5 else -1
+            elif name == "No_Beard":
+                chosen[name] = -1  # "with a beard"
+            else:
+                chosen[name] = 1
         if chosen:
             out.append(chosen)
     return out
 
 
-TEMPLATES = ("{}", "a photo of {}", "a portrait of {}", "a close-up picture of {}", "{}.")
-
-
 def prompt_text(attrs: dict[str, int], rng: np.random.Generator) -> str:
-    """A wording of ``attrs`` (dataset.captions.prompt_for, in one of several sentence frames)."""
+    """A wording of ``attrs``: ``dataset.captions.prompt_for`` with a random phrasing and sentence frame."""
     from dataset.captions import prompt_for
 
-    kwargs = {}
-    try:
-        params = inspect.signature(prompt_for).parameters
-        if "rng" in params:
-            kwargs["rng"] = rng
-    except (TypeError, ValueError):  # pragma: no cover
-        pass
-    phrase = prompt_for(dict(attrs), **kwargs).strip()
-    frame = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
-    if frame != "{}" and phrase.lower().startswith(("a photo", "a picture", "a portrait")):
-        frame = "{}"
-    return frame.format(phrase)
+    return prompt_for(dict(attrs), rng=rng).strip()
 
 
 def seen_combinations(data: str | os.PathLike) -> np.ndarray:
@@ -177,7 +167,8 @@ def make_toy_prompts(out: str | os.PathLike, n: int = 120, seed: int = 0, data: 
     ``"unseen_combination": true``.
     """
     rng = np.random.default_rng(seed)
-    sets = [dict(s) for s in UNSEEN_SEEDS] + random_attribute_sets(max(0, n - len(UNSEEN_SEEDS)), rng)
+    k = min(len(UNSEEN_SEEDS), max(1, n // 5))
+    sets = [dict(s) for s in UNSEEN_SEEDS[:k]] + random_attribute_sets(max(0, n - k), rng)
     order = rng.permutation(len(sets))
     sets = [sets[i] for i in order]
     train = seen_combinations(data) if data is not None else None

@@ -1,0 +1,120 @@
+"""Speed of text-to-face generation and of latent-pair sampling, on the CPU by default.
+
+    python benchmarks/generate.py [--batch 16] [--repeats 5] [--generator G] [--clip C] [--mapper M] [--device cpu]
+
+Prints, in one run, with the machine and the date:
+1. time(text encode + mapper + G) / time(G alone) for a batch of 16 images (target <= 1.10),
+   once for 16 different prompts (16 texts encoded) and once for one prompt x 16 samples;
+2. the rate of `main.py pairs` sampling (z -> w -> image -> CLIP image embedding -> shard file)
+   relative to G forward + CLIP image encoding alone at the same batch size (target >= 90%).
+Medians over ``--repeats`` timed runs after one warm-up. Defaults: the bundled toy models.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+PROMPTS = [
+    "a smiling woman with blond hair", "a man with a goatee and eyeglasses", "a bald man", "a woman wearing a hat",
+    "a person with black hair and bangs", "a man with gray hair", "a woman wearing red lipstick", "a pale woman",
+    "a smiling man with a mustache", "a woman with earrings", "a man with brown hair", "a woman with glasses",
+    "a person with the mouth slightly open", "a woman with heavy makeup", "a bearded man", "a lady with bangs",
+]
+
+
+def _median_time(fn, repeats: int, sync) -> float:
+    fn()
+    sync()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--generator", default=None)
+    ap.add_argument("--clip", default=None)
+    ap.add_argument("--mapper", default=None)
+    ap.add_argument("--model", default="flow", choices=["flow", "cvae-mapper"])
+    ap.add_argument("--pairs-batches", type=int, default=4, help="batches written by the pair-sampling run")
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+
+    from model.clip_io import clip_identity, encode_images
+    from model.mapper import broadcast_w
+    from model.pairs import sample_pairs
+    from model.pipelines import ModelCache, build_pipeline
+
+    dev = torch.device(a.device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    cache = ModelCache(dev)
+    pipe = build_pipeline(a.model, clip=a.clip, generator=a.generator, mapper=a.mapper, device=dev, cache=cache)
+    G, clip_model = pipe.G, pipe.clip
+    B = a.batch
+    prompts = (PROMPTS * ((B + len(PROMPTS) - 1) // len(PROMPTS)))[:B]
+
+    print(f"text-to-face speed benchmark  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, device {dev}")
+    print(f"generator {G.img_resolution}x{G.img_resolution} (w_dim {G.w_dim}, num_ws {G.num_ws}); "
+          f"CLIP input {clip_model.visual.input_resolution}px; mapper {a.model}; batch {B}; median of {a.repeats}")
+
+    with torch.no_grad():
+        ws = broadcast_w(pipe.mapper.sample(pipe.embed(prompts[:1]), B, 1.0, generator=torch.Generator().manual_seed(0)), G.num_ws).to(dev)
+        t_g = _median_time(lambda: G.synthesis(ws, noise_mode="const"), a.repeats, sync)
+        t_full = _median_time(lambda: pipe.generate(prompts, 1, seed=0, batch_size=B), a.repeats, sync)
+        t_one = _median_time(lambda: pipe.generate(prompts[:1], B, seed=0, batch_size=B), a.repeats, sync)
+    r_full, r_one = t_full / t_g, t_one / t_g
+    print(f"G alone (synthesis of {B} w):                        {1000 * t_g:8.1f} ms")
+    print(f"text encode + mapper + G, {B} prompts x 1 image:     {1000 * t_full:8.1f} ms  ratio {r_full:.3f}  "
+          f"(target <= 1.10: {'met' if r_full <= 1.10 else 'NOT met'})")
+    print(f"text encode + mapper + G, 1 prompt x {B} images:     {1000 * t_one:8.1f} ms  ratio {r_one:.3f}  "
+          f"(target <= 1.10: {'met' if r_one <= 1.10 else 'NOT met'})")
+
+    # Pair sampling vs its unavoidable work (G forward + CLIP image encoding).
+    with torch.no_grad():
+        z = torch.randn(B, G.z_dim, generator=torch.Generator().manual_seed(0)).to(dev)
+
+        def core():
+            img = G.synthesis(G.mapping(z, truncation_psi=1.0), noise_mode="const")
+            encode_images(clip_model, img, batch_size=B, device=dev, progress=False)
+
+        t_core = _median_time(core, a.repeats, sync)
+    n = B * a.pairs_batches
+    rates = []
+    gen_id = str(a.generator or "bundled")
+    clip_id = clip_identity(pipe.clip_name)
+    for r in range(max(1, a.repeats // 2)):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            sample_pairs(G, clip_model, d, n, generator_id=gen_id, clip_id=clip_id, batch_size=B, seed=r,
+                         shard_size=max(n, 1024), device=dev, thumbnails=0, progress=False)
+            sync()
+            rates.append(n / (time.perf_counter() - t0))
+    rate_pairs = statistics.median(rates)
+    rate_core = B / t_core
+    frac = rate_pairs / rate_core
+    print(f"G forward + CLIP image encode alone:                 {rate_core:8.1f} samples/s")
+    print(f"pair sampling (`main.py pairs` code path, {n} pairs): {rate_pairs:8.1f} samples/s  = {100 * frac:.1f}% "
+          f"(target >= 90%: {'met' if frac >= 0.90 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""One command from nothing to RESULTS.md: ``python main.py reproduce --preset toy [--quick]``.
+
+Every stage is one call of the project's own command line (``main.py ...``), in order:
+data -> CLIPs -> classifier -> StyleGAN2 -> pairs -> mappers -> baselines -> prompts -> eval -> table.
+After a stage succeeds, ``WORKDIR/stamps/<stage>.json`` records its exact command; a later run
+skips a stage whose stamp matches its command and whose outputs all exist, so a killed run
+resumes at the first unfinished stage (and the training commands' own ``--resume`` state is
+left for them to use). A stage whose command does not exist in this version of the
+command line is reported and skipped; the stages after it use the bundled model of that
+name instead (or, for the generator, the NVIDIA-format test fixture) when there is one.
+
+Adding a stage is one ``Stage(...)`` line in ``stage_table``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from torch_utils.misc import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Sizes of every stage: the full toy preset, and --quick (a smoke run in a few CPU minutes).
+PRESETS: dict[str, dict[str, Any]] = {
+    "toy": {
+        "data_n": 30000,
+        "clip": ["--epochs", "20"],
+        "classifier": ["--epochs", "6"],
+        "stylegan2": [],
+        "pairs_n": 100000,
+        "flow": ["--steps", "5000"],
+        "flow_noise": ["--steps", "5000", "--noise-scale", "0.5"],
+        "cvae_mapper": ["--steps", "5000"],
+        "cvae": [],
+        "gan": [],
+        "prompts_n": 120,
+        "eval": ["--n-per-prompt", "8", "--batch-size", "16", "--steps", "50"],
+        "eval_models": ["flow", "cvae-mapper", "cvae", "gan", "clip-opt", "unconditional", "real"],
+        "ablation": True,
+    },
+    "toy-quick": {
+        "data_n": 400,
+        "clip": ["--steps", "6", "--batch-size", "32", "--vision-width", "64", "--vision-layers", "1",
+                 "--text-layers", "1", "--embed-dim", "32", "--no-eval"],
+        "classifier": ["--epochs", "0.2", "--batch-size", "32", "--channels", "8,16", "--no-eval"],
+        "stylegan2": ["--quick"],
+        "pairs_n": 256,
+        "flow": ["--steps", "30", "--eval-every", "15", "--layers", "2", "--hidden", "32", "--bins", "4", "--context-dim", "16"],
+        "flow_noise": None,
+        "cvae_mapper": ["--steps", "30", "--eval-every", "15", "--latent-dim", "8", "--hidden", "32"],
+        "cvae": ["--steps", "10", "--batch-size", "16"],
+        "gan": ["--steps", "10", "--batch-size", "16"],
+        "prompts_n": 12,
+        "eval": ["--n-per-prompt", "2", "--batch-size", "8", "--steps", "2"],
+        "eval_models": ["flow", "cvae-mapper", "cvae", "gan", "clip-opt", "unconditional", "real"],
+        "ablation": True,
+    },
+}
+
+# What a stage makes, by artifact name (the names of model.bundled.NAMES where they exist).
+ARTIFACTS = {
+    "data": "data",
+    "clip": "clip_cond.pt",
+    "clip_eval": "clip_eval.pt",
+    "classifier": "classifier.safetensors",
+    "generator": "stylegan2.safetensors",
+    "pairs": "pairs",
+    "flow": "flow.safetensors",
+    "flow_noise": "flow_noise.safetensors",
+    "cvae-mapper": "cvae_mapper.safetensors",
+    "cvae": "cvae.safetensors",
+    "gan": "gan.safetensors",
+    "prompts": "prompts.jsonl",
+    "results": "results.json",
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    argv: list[str] | None  # main.py arguments; None for an in-process function stage
+    makes: list[str]  # artifact names
+    needs: list[str] = field(default_factory=list)
+    fn: Callable[[], Any] | None = None
+    outputs_extra: list[Path] = field(default_factory=list)
+
+
+def _command_exists(argv: list[str]) -> bool:
+    """True if ``main.py argv[0] [argv[1]]`` is a command of the current command line."""
+    import click
+
+    import main as cli_main
+
+    group = cli_main.cli
+    ctx = click.Context(group)
+    cmd = group.get_command(ctx, argv[0])
+    if cmd is None:
+        return False
+    if isinstance(cmd, click.Group):
+        return len(argv) > 1 and cmd.get_command(ctx, argv[1]) is not None
+    return True
+
+
+def _fallback(name: str) -> Path | None:
+    """A ready-made model to use when the stage that makes ``name`` cannot run."""
+    from model.bundled import NAMES, bundled_path
+
+    if name in NAMES:
+        p = bundled_path(name, required=False)
+        if p is not None:
+            return p
+    if name == "generator":
+        fx = REPO.parent / "shared" / "fixtures" / "stylegan2" / "ada_tiny32.pkl"
+        if fx.is_file():
+            return fx
+    return None
+
+
+def stage_table(preset: str, workdir: Path, assets: Path) -> list[Stage]:
+    """The ordered stages of ``preset`` (``toy`` or ``toy-quick``)."""
+    P = PRESETS[preset]
+    w = lambda name: str(workdir / ARTIFACTS[name])  # noqa: E731
+    quick = preset.endswith("quick")
+    stages = [
+        Stage("data", ["data", "synth", "--out", w("data"), "--n", str(P["data_n"]), "--seed", "0"], ["data"]),
+        Stage("clip", ["train", "clip", "--data", "{data}", "--out", w("clip"), "--seed", "0", "--split-half", "0", *P["clip"]], ["clip"], ["data"]),
+        Stage("clip_eval", ["train", "clip", "--data", "{data}", "--out", w("clip_eval"), "--seed", "1", "--split-half", "1", *P["clip"]], ["clip_eval"], ["data"]),
+        Stage("classifier", ["train", "classifier", "--data", "{data}", "--out", w("classifier"), "--seed", "0", *P["classifier"]], ["classifier"], ["data"]),
+        Stage("stylegan2", ["train", "stylegan2", "--data", "{data}", "--out", w("generator"), "--seed", "0", *P["stylegan2"]], ["generator"], ["data"]),
+        Stage("pairs", ["pairs", "--generator", "{generator}", "--clip", "{clip}", "--n", str(P["pairs_n"]), "--out", w("pairs"), "--seed", "0"], ["pairs"], ["generator", "clip"]),
+        Stage("flow", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow"), "--seed", "0", *P["flow"]], ["flow"], ["pairs"]),
+        Stage("cvae-mapper", ["train", "cvae-mapper", "--pairs", "{pairs}", "--out", w("cvae-mapper"), "--seed", "0", *P["cvae_mapper"]], ["cvae-mapper"], ["pairs"]),
+        Stage("cvae", ["train", "cvae", "--data", "{data}", "--clip", "{clip}", "--out", w("cvae"), "--seed", "0", *P["cvae"]], ["cvae"], ["data", "clip"]),
+        Stage("gan", ["train", "gan", "--data", "{data}", "--clip", "{clip}", "--out", w("gan"), "--seed", "0", *P["gan"]], ["gan"], ["data", "clip"]),
+    ]
+    if P.get("flow_noise"):
+        stages.append(Stage("flow_noise", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow_noise"), "--seed", "0", *P["flow_noise"]], ["flow_noise"], ["pairs"]))
+    stages.append(Stage("prompts", None, ["prompts"], ["data"]))
+    stages.append(Stage("eval", ["eval"], ["results"], ["prompts", "clip_eval", "classifier", "data"]))
+    stages.append(Stage("table", ["table", "--json", "{results}", "--out", str(assets)], [], ["results"], outputs_extra=[assets / "RESULTS.md"]))
+    return stages
+
+
+class Runner:
+    def __init__(self, preset: str, workdir: Path, assets: Path, echo=print):
+        self.preset, self.workdir, self.assets, self.echo = preset, workdir, assets, echo
+        self.P = PRESETS[preset]
+        self.stamps = workdir / "stamps"
+        self.made: dict[str, Path] = {}  # artifact -> path (made here, or a fallback)
+
+    def path_of(self, artifact: str) -> Path | None:
+        if artifact in self.made:
+            return self.made[artifact]
+        own = self.workdir / ARTIFACTS[artifact]
+        return own if own.exists() else None
+
+    def resolve(self, stage: Stage) -> list[str] | None:
+        argv = list(stage.argv or [])
+        if stage.name == "eval":
+            argv = self.eval_argv()
+        subst = {}
+        for a in stage.needs:
+            p = self.path_of(a)
+            if p is None:
+                return None
+            subst[a] = str(p)
+        return [x.format(**subst) if "{" in x else x for x in argv]
+
+    def eval_argv(self) -> list[str]:
+        models = []
+        for m in self.P["eval_models"]:
+            if m in ("flow", "cvae-mapper", "cvae", "gan"):
+                p = self.path_of(m)
+                if p is None:
+                    self.echo(f"  eval: no '{m}' model, left out")
+                    continue
+                models.append(f"{m}={m}@{p}")
+            else:
+                models.append(m)
+        if self.P.get("ablation") and self.path_of("flow") is not None:
+            f = self.path_of("flow")
+            models += [f"gap-none=flow@{f}+noshift", f"gap-shift=flow@{f}+shift"]
+            if self.path_of("flow_noise") is not None:
+                fn = self.path_of("flow_noise")
+                models += [f"gap-noise=flow@{fn}+noshift", f"gap-noise+shift=flow@{fn}+shift"]
+        argv = ["eval", "--model", ",".join(models), "--prompts", "{prompts}", "--json", str(self.workdir / ARTIFACTS["results"]),
+                "--clip-eval", "{clip_eval}", "--classifier", "{classifier}", "--data", "{data}", *self.P["eval"]]
+        for a, opt in (("clip", "--clip"), ("generator", "--generator")):
+            p = self.path_of(a)
+            if p is not None:
+                argv += [opt, str(p)]
+        if self.preset.endswith("quick"):
+            argv += ["--max-prompts", str(self.P["prompts_n"])]
+        return argv
+
+    def _stamp(self, stage: Stage) -> Path:
+        return self.stamps / f"{stage.name}.json"
+
+    def done(self, stage: Stage, argv: list[str]) -> bool:
+        st = self._stamp(stage)
+        if not st.is_file():
+            return False
+        try:
+            rec = json.loads(st.read_text())
+        except json.JSONDecodeError:
+            return False
+        if rec.get("argv") != argv:
+            return False
+        return all((self.workdir / ARTIFACTS[a]).exists() for a in stage.makes) and all(p.exists() for p in stage.outputs_extra)
+
+    def run_stage(self, stage: Stage, dry_run: bool = False) -> str:
+        if stage.argv is not None and stage.name != "eval" and not _command_exists(stage.argv):
+            for a in stage.makes:
+                fb = _fallback(a)
+                if fb is not None:
+                    self.made[a] = fb
+            used = ", ".join(f"{a} <- {self.made[a]}" for a in stage.makes if a in self.made) or "nothing to use instead"
+            return f"missing command `main.py {' '.join(stage.argv[:2])}`; using {used}"
+        if stage.name == "prompts":
+            argv = ["(function) make_toy_prompts", str(self.P["prompts_n"]), str(self.path_of("data"))]
+        else:
+            argv = self.resolve(stage)
+        if argv is None:
+            missing = [a for a in stage.needs if self.path_of(a) is None]
+            return f"skipped: needs {', '.join(missing)}"
+        if self.done(stage, argv):
+            for a in stage.makes:
+                self.made[a] = self.workdir / ARTIFACTS[a]
+            return "done before (stamp matches), skipped"
+        if dry_run:
+            for a in stage.makes:
+                self.made[a] = self.workdir / ARTIFACTS[a]
+            return "to run: " + (" ".join(shlex.quote(x) for x in argv))
+        t0 = time.perf_counter()
+        self.echo(f"[{stage.name}] python main.py {' '.join(shlex.quote(x) for x in argv)}" if stage.argv is not None
+                  else f"[{stage.name}] {argv[0]}")
+        if stage.name == "prompts":
+            from model.evaluate import make_toy_prompts
+
+            make_toy_prompts(self.workdir / ARTIFACTS["prompts"], n=self.P["prompts_n"], seed=0, data=self.path_of("data"))
+        else:
+            import main as cli_main
+
+            rc = cli_main.main(argv)
+            if rc != 0:
+                raise UserError(f"stage '{stage.name}' failed (exit status {rc}); fix it and rerun `reproduce` to resume here")
+        for a in stage.makes:
+            self.made[a] = self.workdir / ARTIFACTS[a]
+        self.stamps.mkdir(parents=True, exist_ok=True)
+        tmp = self._stamp(stage).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"argv": argv, "seconds": round(time.perf_counter() - t0, 1),
+                                   "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2))
+        os.replace(tmp, self._stamp(stage))
+        return f"ran in {time.perf_counter() - t0:.1f} s"
+
+
+def reproduce(preset: str = "toy", quick: bool = False, workdir: str | os.PathLike = "runs/reproduce",
+              assets: str | os.PathLike | None = None, only: str | None = None, dry_run: bool = False, echo=None) -> dict[str, str]:
+    """Run (or, with ``dry_run``, list) the stages of ``preset``; returns {stage: what happened}."""
+    import click
+
+    echo = echo or click.echo
+    if preset not in ("toy",):
+        raise UserError(f"--preset {preset}: unknown; choices: toy")
+    key = preset + ("-quick" if quick else "")
+    workdir = Path(workdir)
+    assets = Path(assets) if assets is not None else workdir / "assets"
+    workdir.mkdir(parents=True, exist_ok=True)
+    runner = Runner(key, workdir, assets, echo=echo)
+    stages = stage_table(key, workdir, assets)
+    names = [s.name for s in stages]
+    chosen = None
+    if only:
+        chosen = [x.strip() for x in only.split(",") if x.strip()]
+        bad = [x for x in chosen if x not in names]
+        if bad:
+            raise UserError(f"--only {bad[0]}: unknown stage; stages: {', '.join(names)}")
+    report: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for s in stages:
+        if chosen is not None and s.name not in chosen:
+            # Still register what earlier runs made, for the stages after it.
+            for a in s.makes:
+                if (workdir / ARTIFACTS[a]).exists():
+                    runner.made[a] = workdir / ARTIFACTS[a]
+                elif _fallback(a) is not None:
+                    runner.made[a] = _fallback(a)
+            continue
+        report[s.name] = runner.run_stage(s, dry_run=dry_run)
+        echo(f"  {s.name}: {report[s.name]}")
+    total = time.perf_counter() - t0
+    echo(f"reproduce --preset {preset}{' --quick' if quick else ''}: {total:.0f} s wall time; workdir {workdir}; table {assets / 'RESULTS.md'}")
+    report["_seconds"] = f"{total:.1f}"
+    return report

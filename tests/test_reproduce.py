@@ -1,0 +1,74 @@
+"""`reproduce`: stage order, stamps (a finished stage is skipped, a changed one reruns), missing commands."""
+import json
+import os
+
+import pytest
+
+import model.reproduce as R
+
+
+def _tiny_table(n):
+    def table(preset, workdir, assets):
+        w = lambda a: str(workdir / R.ARTIFACTS[a])  # noqa: E731
+        return [
+            R.Stage("data", ["data", "synth", "--out", w("data"), "--n", str(n), "--seed", "0", "--workers", "1"], ["data"]),
+            R.Stage("prompts", None, ["prompts"], ["data"]),
+            R.Stage("future", ["train", "no-such-command", "--out", w("gan")], ["gan"]),
+            R.Stage("after", ["data", "synth", "--out", "{gan}"], [], ["gan"]),
+        ]
+    return table
+
+
+def test_stamps_skip_and_rerun(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "stage_table", _tiny_table(20))
+    monkeypatch.setattr(R, "_fallback", lambda name: None)
+    PRESET = dict(R.PRESETS["toy-quick"], prompts_n=5)
+    monkeypatch.setitem(R.PRESETS, "toy-quick", PRESET)
+    lines = []
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lines.append)
+    assert rep["data"].startswith("ran") and rep["prompts"].startswith("ran")
+    assert rep["future"].startswith("missing command `main.py train no-such-command`")
+    assert rep["after"] == "skipped: needs gan"
+    assert (tmp_path / "data" / "list_attr_celeba.txt").is_file()
+    assert len((tmp_path / "prompts.jsonl").read_text().splitlines()) == 5
+    stamp = json.loads((tmp_path / "stamps" / "data.json").read_text())
+    assert stamp["argv"][:2] == ["data", "synth"]
+
+    # Second run: everything done is skipped.
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lines.append)
+    assert "skipped" in rep["data"] and "skipped" in rep["prompts"]
+
+    # A missing output reruns its stage; a changed configuration reruns the stage.
+    os.unlink(tmp_path / "prompts.jsonl")
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lines.append)
+    assert "skipped" in rep["data"] and rep["prompts"].startswith("ran")
+    monkeypatch.setattr(R, "stage_table", _tiny_table(24))
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lines.append)
+    assert rep["data"].startswith("ran")
+
+
+def test_dry_run_lists_every_stage_in_order(tmp_path):
+    lines = []
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path / "w", dry_run=True, echo=lines.append)
+    names = [k for k in rep if not k.startswith("_")]
+    assert names[:4] == ["data", "clip", "clip_eval", "classifier"]
+    assert names[-3:] == ["prompts", "eval", "table"]
+    assert rep["data"].startswith("to run: data synth")
+    assert not (tmp_path / "w" / "data").exists()
+
+
+def test_unknown_preset_and_stage(tmp_path):
+    from torch_utils.misc import UserError
+
+    with pytest.raises(UserError, match="choices: toy"):
+        R.reproduce("ffhq", workdir=tmp_path)
+    with pytest.raises(UserError, match="unknown stage"):
+        R.reproduce("toy", quick=True, workdir=tmp_path, only="bogus")
+
+
+@pytest.mark.skipif(os.environ.get("TEXT2FACE_SLOW_TESTS") != "1", reason="full `reproduce --quick` run: set TEXT2FACE_SLOW_TESTS=1")
+def test_reproduce_quick_end_to_end(tmp_path):
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lambda *a: None)
+    md = (tmp_path / "assets" / "RESULTS.md").read_text()
+    assert "## Metrics" in md and "## Samples" in md
+    assert rep["table"].startswith("ran")
