@@ -474,3 +474,74 @@ def test_bias_act_inference_path_matches_and_leaves_input_alone(act):
         ref = bias_act(x.clone().requires_grad_(), act=act, impl="ref", **kw).detach()
         torch.testing.assert_close(y, ref)
         assert torch.equal(x, x0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CUDA path's autograd wiring, run on the CPU with a stand-in for the compiled kernels
+# (the kernels' own arithmetic is covered by the parity tests on a GPU).
+
+
+class _StandInKernels:
+    """Same calls and semantics as the compiled extension, computed with the reference ops."""
+
+    @staticmethod
+    def upfirdn2d(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter):
+        assert f.ndim == 2 and x.is_contiguous() and not torch.is_grad_enabled()
+        y = upfirdn2d_mod._upfirdn2d_ref(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, 1.0)
+        return y.contiguous()  # like the kernel's fresh output
+
+    @staticmethod
+    def bias_act(x, b, g, dim, act, order, alpha, gain, clamp):
+        assert x.is_contiguous() and (g is None or g.is_contiguous())
+        spec = next(s for s in bias_act_mod.ACTIVATIONS.values() if s.index == act)
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        with torch.enable_grad():
+            v = (x + (b.reshape(shape) if b.numel() else 0)).detach().requires_grad_()
+            u = spec.func(v, alpha) * gain
+            if order == 0:
+                return (u.clamp(-clamp, clamp) if clamp >= 0 else u).detach()
+            (d1,) = torch.autograd.grad(u.sum(), v, create_graph=True)
+            d = d1
+            if order == 2:
+                d = torch.autograd.grad(d1.sum(), v)[0] if d1.requires_grad else torch.zeros_like(v)
+        mask = (u.abs() <= clamp) if clamp >= 0 else torch.ones_like(u, dtype=torch.bool)
+        return (g * d * mask).detach()
+
+
+@pytest.fixture
+def stand_in_kernels(monkeypatch):
+    monkeypatch.setattr(bias_act_mod, "_plugin", lambda: _StandInKernels)
+    monkeypatch.setattr(upfirdn2d_mod, "_plugin", lambda: _StandInKernels)
+
+
+@pytest.mark.parametrize("act", list(FORMULAS))
+def test_cuda_path_bias_act_autograd_wiring(stand_in_kernels, act):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    spec, alpha, gain, clamp = bias_act_mod._resolve(act, None, None, 1.5)
+    fn = lambda x, b: bias_act_mod._bias_act_cuda(x, b, 1, spec, alpha, gain, clamp)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))
+    torch.testing.assert_close(fn(x, b), bias_act(x, b, act=act, clamp=1.5, impl="ref"))
+    fn_nob = lambda x: bias_act_mod._bias_act_cuda(x, None, 2, spec, alpha, gain, -1.0)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn_nob, (x,))
+
+
+def test_cuda_path_upfirdn2d_autograd_wiring(stand_in_kernels):
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    for f in (torch.randn(3, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)):
+        for kw in [dict(up=2, padding=[1, 2, 0, 1]), dict(down=2, padding=[2, 1, 1, 0], flip_filter=True),
+                   dict(up=[2, 1], down=[1, 2], padding=[-1, -1, 1, 0], gain=2.0)]:
+            args = (_parse(kw.get("up", 1)) + _parse(kw.get("down", 1)) + upfirdn2d_mod._parse_padding(kw["padding"])
+                    + [kw.get("flip_filter", False), kw.get("gain", 1.0)])
+            fn = lambda x: upfirdn2d_mod._upfirdn2d_cuda(x, f, *args)  # noqa: E731
+            torch.testing.assert_close(fn(x), upfirdn2d(x, f, impl="ref", **kw))
+            assert torch.autograd.gradcheck(fn, (x,))
+            assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def _parse(s):
+    return upfirdn2d_mod._parse_scaling(s)

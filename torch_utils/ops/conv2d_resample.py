@@ -34,7 +34,7 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
-def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False, impl="auto"):
     """Convolve x with w, with optional FIR up-sampling before / down-sampling after.
 
     Args:
@@ -49,6 +49,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         flip_weight: True = correlation (torch conv2d), False = true convolution. Both give
             the same result up to the orientation of w; a network stores which one it used.
         flip_filter: False = true convolution with f (StyleGAN2 default), True = correlation.
+        impl: implementation of the FIR steps ('auto', 'ref' or 'cuda'), see ``upfirdn2d``.
     Returns:
         [N, C_out, H', W'] with H' = H * up / down for a "same" padding.
     """
@@ -76,15 +77,15 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
 
     # 1x1 kernels: resample at the lower resolution.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
-        x = _u.upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = _u.upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
         return _conv(x, w, groups=groups, flip_weight=flip_weight)
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv(x, w, groups=groups, flip_weight=flip_weight)
-        return _u.upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+        return _u.upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter, impl=impl)
 
     # Down-sampling only: FIR at full resolution, then a strided convolution.
     if down > 1 and up == 1:
-        x = _u.upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = _u.upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     # Up-sampling: stride-`up` transposed convolution (zero insertion + full convolution),
@@ -107,9 +108,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         # conv_transpose2d is the adjoint of a correlation, i.e. a true convolution over the
         # zero-inserted input: flip w for correlation semantics.
         x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = _u.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter)
+        x = _u.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter, impl=impl)
         if down > 1:
-            x = _u.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+            x = _u.upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
         return x
 
     # Plain convolution.
@@ -118,8 +119,8 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
             return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
 
     # General case (asymmetric / negative padding, or up and down together).
-    x = _u.upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+    x = _u.upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter, impl=impl)
     x = _conv(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
-        x = _u.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        x = _u.upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
     return x

@@ -277,7 +277,7 @@ class _UpFirDn2d(torch.autograd.Function):
             y = plugin.upfirdn2d(x, fk.contiguous(), upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter)
         else:
             y = plugin.upfirdn2d(x, fk[None, :].contiguous(), upx, 1, downx, 1, padx0, padx1, 0, 0, flip_filter)
-            y = plugin.upfirdn2d(y, fk[:, None].contiguous(), 1, upy, 1, downy, 0, 0, pady0, pady1, flip_filter)
+            y = plugin.upfirdn2d(y.contiguous(), fk[:, None].contiguous(), 1, upy, 1, downy, 0, 0, pady0, pady1, flip_filter)
         ctx.save_for_backward(f)
         ctx.args = args
         ctx.x_shape = x.shape
