@@ -195,6 +195,34 @@ def reproduce_cmd(preset, quick, workdir, assets_dir, only, dry_run):
     reproduce(preset, quick=quick, workdir=workdir, assets=assets_dir, only=only, dry_run=dry_run)
 
 
+# ---------------------------------------------------------------------------
+# Web demo
+# ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option("--clip", "clip_name", default=None, help="Conditioning CLIP (name or file); default: bundled toy CLIP.")
+@click.option("--generator", default=None, help="StyleGAN2 checkpoint (path or URL); default: bundled toy generator.")
+@click.option("--mapper", default=None, help="Flow mapper checkpoint; default: bundled toy flow.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N")
+@click.option("--clip-opt-steps", default=30, show_default=True, type=click.IntRange(1, 1000), help="Steps for the clip-opt method.")
+def serve(host, port, clip_name, generator, mapper, device, clip_opt_steps):
+    """Start the interactive web demo (prompt box, sliders, method, reference image)."""
+    from model.server import ServerThread, available_methods, create_app, pipeline_generate_fn
+
+    fn = pipeline_generate_fn(clip_name, generator, mapper, device, clip_opt_steps)
+    fn(prompt="a face", model="flow", n=1, seed=0, temperature=1.0, trunc=1.0, image=None, mix=None)  # load + fail early
+    setting = f"clip: {clip_name or 'bundled toy'} | generator: {generator or 'bundled toy'} | device: {device}"
+    server = ServerThread(create_app(fn, available_methods(), setting), host, port)
+    click.echo(f"serving on http://{host}:{server.port}/  (Ctrl+C to stop)")
+    try:
+        server.run()
+    finally:
+        server.shutdown()
+
+
 def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="main.py", standalone_mode=False)

@@ -146,3 +146,43 @@ class ServerThread(threading.Thread):
 
     def shutdown(self):
         self.server.shutdown()
+
+
+def available_methods(mapper: str | None = None) -> list[str]:
+    """Methods the page offers: flow first, then the others whose checkpoints exist."""
+    from model.bundled import bundled_path
+
+    methods = ["flow"]
+    for name in ("cvae-mapper", "cvae", "gan"):
+        if bundled_path(name, required=False) is not None:
+            methods.append(name)
+    methods.append("clip-opt")
+    return methods
+
+
+def pipeline_generate_fn(clip: str | None = None, generator: str | None = None, mapper: str | None = None,
+                         device: str = "cpu", clip_opt_steps: int = 30) -> GenerateFn:
+    """A ``generate_fn`` backed by the project's pipelines (bundled toy models unless paths are given).
+
+    ``mapper`` applies to the flow (the default method); the other methods use their bundled checkpoints.
+    """
+    from model.pipelines import ModelCache, build_pipeline
+
+    cache = ModelCache(device)
+    pipes: dict[str, object] = {}
+
+    def generate_fn(prompt, model, n, seed, temperature, trunc, image, mix):
+        if model not in pipes:
+            pipes[model] = build_pipeline(model, clip=clip, generator=None if model in ("cvae", "gan") else generator,
+                                          mapper=mapper if model == "flow" else None, device=device, cache=cache)
+        pipe = pipes[model]
+        opts: dict = {}
+        if model in ("flow", "cvae-mapper"):
+            opts = dict(temperature=temperature, trunc=trunc, image=image, mix=mix)
+        elif image is not None:
+            raise UserError(f"a reference image works with the mappers (flow, cvae-mapper), not with '{model}'")
+        elif model == "clip-opt":
+            opts = dict(steps=clip_opt_steps)
+        return pipe.generate([prompt], n, seed, **opts)
+
+    return generate_fn
