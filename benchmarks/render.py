@@ -9,6 +9,7 @@ figures scale with the CPU time that other processes leave.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -30,15 +31,22 @@ def main(n, workers, single, keep):
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cpus={os.cpu_count()} load_average_1min={load:.2f}")
     toyfaces.render(0, 0)  # warm up imports
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for i in range(single):
         toyfaces.render(0, i, jpeg=True)
-    dt = time.perf_counter() - t
-    print(f"render+jpeg, 1 process, in memory: {single / dt:.0f} images/s ({1000 * dt / single:.2f} ms/image)")
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    print(f"render+jpeg, 1 process, in memory: {single / dt:.0f} images/s wall ({1000 * dt / single:.2f} ms/image); "
+          f"CPU time {1000 * dc / single:.2f} ms/image")
     out = keep or tempfile.mkdtemp(prefix="toyfaces_bench_")
     try:
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self0 = time.process_time()
         r = toyfaces.write_dataset(out, n, seed=0, workers=workers, progress=True)
-        print(f"write_dataset n={n} workers={workers}: {r['seconds']:.1f} s, {r['images_per_s']:.0f} images/s")
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) + (time.process_time() - self0)
+        print(f"write_dataset n={n} workers={workers}: {r['seconds']:.1f} s wall, {r['images_per_s']:.0f} images/s; "
+              f"CPU time {cpu:.1f} s = {1000 * cpu / n:.2f} ms/image -> on {workers} otherwise idle cores "
+              f"about {cpu / max(1, workers):.0f} s ({n * max(1, workers) / cpu:.0f} images/s)")
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)
