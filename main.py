@@ -112,9 +112,91 @@ def data_preview(out, seed, n, start, ncols):
 # ---------------------------------------------------------------------------
 
 
+def _mapper_train_options(fn):
+    """Options shared by `train flow` and `train cvae-mapper`."""
+    opts = [
+        click.option("--pairs", "pairs_dir", required=True, type=click.Path(), help="Pairs directory from `main.py pairs`."),
+        click.option("--out", required=True, type=click.Path(), help="Checkpoint to write (.safetensors); training state goes to OUT.state."),
+        click.option("--steps", default=5000, show_default=True, type=int, help="Total optimisation steps."),
+        click.option("--batch-size", default=256, show_default=True, type=int),
+        click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate (warm-up, then cosine decay)."),
+        click.option("--noise-scale", default=0.0, show_default=True, type=float, help="Gaussian noise on e during training (norm of the perturbation, then re-normalised); 0 = off."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--eval-every", default=500, show_default=True, type=int, help="Validate and checkpoint every N steps."),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--resume", is_flag=True, help="Continue from OUT.state."),
+        click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice; 1 is often fastest for these small networks on a busy CPU)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _report_mapper_training(summary):
+    val = ", ".join(f"{k} {v:.4f}" for k, v in summary["val"].items())
+    click.echo(f"wrote {summary['out']} (step {summary['step']}; val {val or 'n/a'}; {summary['steps_per_s']:.1f} steps/s)")
+
+
+@train.command("flow")
+@_mapper_train_options
+@click.option("--layers", default=8, show_default=True, type=int, help="Coupling layers.")
+@click.option("--hidden", default=256, show_default=True, type=int, help="Width of each coupling layer's MLP.")
+@click.option("--bins", default=8, show_default=True, type=int, help="Spline bins.")
+@click.option("--context-dim", default=128, show_default=True, type=int, help="Size of the embedding's context vector.")
+def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, layers, hidden, bins, context_dim):
+    """Train the conditional normalizing flow p(w | e) on latent pairs (exact likelihood)."""
+    import torch
+
+    from model.mapper import train_mapper
+
+    if threads:
+        torch.set_num_threads(threads)
+    arch = dict(layers=layers, hidden=hidden, bins=bins, context_dim=context_dim)
+    summary = train_mapper("flow", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
+                           seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device)
+    _report_mapper_training(summary)
+
+
+@train.command("cvae-mapper")
+@_mapper_train_options
+@click.option("--latent-dim", default=32, show_default=True, type=int, help="Size of the CVAE latent u.")
+@click.option("--hidden", default=512, show_default=True, type=int, help="Width of encoder and decoder MLPs.")
+@click.option("--kl-weight", default=1.0, show_default=True, type=float, help="Weight of the KL term (linear warm-up over 500 steps).")
+def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, latent_dim, hidden, kl_weight):
+    """Train the paper's CVAE mapper p(w | e) on latent pairs (ELBO)."""
+    import torch
+
+    from model.mapper import train_mapper
+
+    if threads:
+        torch.set_num_threads(threads)
+    arch = dict(latent_dim=latent_dim, hidden=hidden)
+    summary = train_mapper("cvae-mapper", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
+                           kl_weight=kl_weight, seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device)
+    _report_mapper_training(summary)
+
+
 # ---------------------------------------------------------------------------
 # Text-to-face
 # ---------------------------------------------------------------------------
+
+
+@cli.command("pairs")
+@click.option("--generator", default=None, help="StyleGAN2 checkpoint (NVIDIA pickle, rosinality .pt, project checkpoint; path or URL). Default: the bundled toy generator.")
+@click.option("--clip", "clip_name", default=None, help="CLIP model name (e.g. ViT-B/32) or file. Default: the bundled conditioning CLIP.")
+@click.option("--n", "n", required=True, type=int, help="Number of (z, w, e_image) pairs.")
+@click.option("--out", required=True, type=click.Path(), help="Output directory (shards + meta.json); a rerun continues it.")
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--shard-size", default=1024, show_default=True, type=int, help="Samples per shard file.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True)
+def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device):
+    """Sample latent pairs text-free: z -> w -> image -> CLIP image embedding."""
+    from model.pairs import sample_pairs_cli
+
+    s = sample_pairs_cli(generator, clip_name, n, out, batch_size=batch_size, seed=seed, shard_size=shard_size, device=device)
+    rate = f"{s['samples_per_s']:.1f} samples/s" if s["new"] else "nothing to do"
+    click.echo(f"{s['out']}: {s['n']} pairs ({s['new']} new, {rate})")
 
 
 @cli.command("generate")
