@@ -311,13 +311,13 @@ class ClipOptPipeline(Pipeline):
         super().__init__(device)
         self.G, self.clip = G, clip_model
 
-    def _generate(self, prompts, n, seed, timer, steps: int = 50, batch_size: int = 16, restarts: int = 1,
-                  progress: bool = False, **opts):
+    def _generate(self, prompts, n, seed, timer, steps: int = 50, batch_size: int = 16, progress: bool = False, **opts):
         from model.clip_opt import clip_opt_generate
 
-        kw = {k: opts[k] for k in ("lr", "l2_weight", "init_psi", "wplus") if k in opts and opts[k] is not None}
+        # Everything else (restarts, lr, pull toward w_avg, ...) keeps clip_opt_generate's defaults.
+        kw = {k: opts[k] for k in ("restarts", "lr", "l2_weight", "init_psi", "wplus") if opts.get(k) is not None}
         with timer("optimise"), torch.enable_grad():
-            return clip_opt_generate(self.G, self.clip, prompts, n, seed=seed, steps=int(steps), restarts=int(restarts),
+            return clip_opt_generate(self.G, self.clip, prompts, n, seed=seed, steps=int(steps),
                                      batch_size=int(batch_size or 16), progress=progress, **kw)
 
 

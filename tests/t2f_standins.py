@@ -42,3 +42,19 @@ def make_tiny_mapper(path, kind="flow", w_dim=64, e_dim=32, seed=0):
     cfg = {"format": FORMAT, "kind": kind, "arch": m.config, "w_dim": w_dim, "e_dim": e_dim}
     save_checkpoint(path, m.state_dict(), cfg)
     return str(path)
+
+
+def make_tiny_baseline(path, kind="cvae", cond="clip", cond_dim=32, clip_identity=None):
+    """A randomly initialised image baseline written exactly as `train cvae` / `train gan` write theirs."""
+    from dataset.celeba import ATTRIBUTES
+    from model.baselines import FORMAT, _sampler, build_networks
+    from torch_utils.persistence import save_checkpoint
+
+    torch.manual_seed(0)
+    arch = {"z_dim": 8, "ch": 8, "embed_dim": 16}
+    nets = build_networks(kind, cond, cond_dim, arch, 32)
+    cfg = {"format": FORMAT, "kind": kind, "cond": cond, "cond_dim": cond_dim, "resolution": 32, "arch": arch,
+           "train": {}, "step": 0, "dataset": "", "clip_identity": clip_identity if cond == "clip" else None,
+           "attr_names": list(ATTRIBUTES), "attr_default": [-1.0] * 40}
+    save_checkpoint(path, _sampler(kind, nets).state_dict(), cfg)
+    return str(path)

@@ -97,3 +97,25 @@ def test_bad_inputs(parts):
     p = _pipe(parts, "flow", parts["flow"])
     with pytest.raises(UserError, match="longer than the CLIP context"):
         p.generate(["a face " * 80], 1, seed=0)
+
+
+def test_baseline_pipelines(parts, tmp_path):
+    from t2f_standins import make_tiny_baseline
+
+    cv = make_tiny_baseline(tmp_path / "cvae.safetensors", "cvae", "clip")
+    p = build_pipeline("cvae", clip=parts["clip"], mapper=cv, cache=parts["cache"])
+    x = p.generate(["a smiling woman", "a bald man"], 2, seed=0)
+    assert x.shape == (4, 3, 32, 32) and torch.equal(x, p.generate(["a smiling woman", "a bald man"], 2, seed=0))
+    ga = make_tiny_baseline(tmp_path / "gan.safetensors", "gan", "attr", cond_dim=40)
+    g = build_pipeline("gan", clip=parts["clip"], mapper=ga, cache=parts["cache"])
+    assert g.generate(["a smiling woman"], 2, seed=0, attributes=[{"Smiling": 1, "Male": -1}]).shape == (2, 3, 32, 32)
+    with pytest.raises(UserError, match="not on text"):
+        g.generate(["a smiling woman"], 2, seed=0)
+    with pytest.raises(UserError, match="does not apply"):
+        build_pipeline("gan", generator=parts["G"], mapper=ga, cache=parts["cache"])
+
+
+def test_clip_opt_pipeline(parts):
+    p = _pipe(parts, "clip-opt")
+    x = p.generate(["a smiling woman"], 1, seed=0, steps=1, restarts=1)
+    assert x.shape == (1, 3, 32, 32) and p.last_info["ms_per_image"] > 0
