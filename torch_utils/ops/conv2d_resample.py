@@ -92,7 +92,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     # then the FIR filter with the remaining padding.
     if up > 1:
         if groups == 1:
-            wt = w.transpose(0, 1)
+            wt = w.transpose(0, 1).contiguous()
         else:
             wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw)
             wt = wt.transpose(1, 2).reshape(groups * in_per_group, out_channels // groups, kh, kw)

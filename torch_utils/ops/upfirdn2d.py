@@ -196,8 +196,11 @@ def _ref_pass(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_fil
     if upx == 1 and upy == 1:
         # conv2d is a correlation: flip the filter for a true convolution.
         w = (f if flip_filter else f.flip([0, 1]))[None, None].repeat(C, 1, 1, 1)
-        x = _pad(x, padx0, padx1, pady0, pady1)
-        return F.conv2d(x, w, stride=[downy, downx], groups=C)
+        # Let conv2d do the symmetric part of a non-negative padding (no padded copy).
+        cx = max(min(padx0, padx1), 0)
+        cy = max(min(pady0, pady1), 0)
+        x = _pad(x, padx0 - cx, padx1 - cx, pady0 - cy, pady1 - cy)
+        return F.conv2d(x, w, stride=[downy, downx], padding=[cy, cx], groups=C)
     # conv_transpose2d(stride=up) = zero insertion (no trailing zeros) + full true convolution,
     # whose output o corresponds to upfirdn2d's (o - (taps - 1) + pad0). Crop what we can
     # symmetrically inside conv_transpose2d, then pad/crop the rest.
