@@ -165,7 +165,7 @@ def _upfirdn2d_ref(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, fli
     up-sampling, a strided conv_transpose2d, which is zero insertion + a full true convolution
     without multiplying the inserted zeros, followed by the padding/cropping difference.
     """
-    f = f.to(x.dtype)
+    f = f.to(device=x.device, dtype=x.dtype)
     if f.ndim == 1:
         g = gain ** 0.5
         x = _ref_pass(x, f[None, :], upx, 1, downx, 1, padx0, padx1, 0, 0, flip_filter, g)
@@ -271,7 +271,7 @@ class _UpFirDn2d(torch.autograd.Function):
     def forward(ctx, x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain):
         args = (upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        fk = f.to(acc)
+        fk = f.to(device=x.device, dtype=acc)
         if gain != 1:
             fk = fk * (gain ** (f.ndim / 2))
         plugin = _plugin()
