@@ -100,6 +100,7 @@ def test_eval_and_table(parts, tiny_world, tmp_path, capsys):
     assert rc == 0, se
     res = json.loads(out.read_text())
     assert set(res) == {"flow@" + parts["flow"], "unconditional", "real", "gap-shift"}
+    assert len(res["real"]["per_prompt_correct_scored"]) == 3
     for entry in res.values():
         for key in ("attribute_accuracy", "clip_score", "r_precision", "fd", "diversity", "ms_per_image", "images_per_s"):
             assert key in entry
@@ -109,6 +110,10 @@ def test_eval_and_table(parts, tiny_world, tmp_path, capsys):
     rc, so, se = run(["eval", "--model", "cvae-mapper-free=unconditional"] + common, capsys)
     assert rc == 0, se
     assert len(json.loads(out.read_text())) == 5
+    # The slow reference on the first prompts only; the table compares the flow on the same ones.
+    rc, so, se = run(["eval", "--model", "clip-opt", "--max-prompts", "2", "--steps", "1"] + common, capsys)
+    assert rc == 0, se
+    assert json.loads(out.read_text())["clip-opt"]["n_prompts"] == 2
 
     assets = tmp_path / "assets"
     rc, so, se = run(["table", "--json", str(out), "--out", str(assets)], capsys)
@@ -116,7 +121,8 @@ def test_eval_and_table(parts, tiny_world, tmp_path, capsys):
     md = (assets / "RESULTS.md").read_text()
     assert "## Metrics" in md and "## Modality-gap ablation" in md and "`real`" in md
     pngs = sorted(p.name for p in assets.glob("*.png"))
-    assert "samples_real.png" in pngs and len(pngs) == 5
+    assert "samples_real.png" in pngs and len(pngs) == 6
+    assert "on the 2 prompts clip-opt was run on" in md and "times faster than clip-opt" in md
     for p in pngs:
         assert f"]({p})" in md
 
