@@ -4,8 +4,9 @@ Every stage is one call of the project's own command line (``main.py ...``), in 
 data -> CLIPs -> classifier -> StyleGAN2 -> pairs -> mappers -> baselines -> prompts -> eval -> table.
 After a stage succeeds, ``WORKDIR/stamps/<stage>.json`` records its exact command; a later run
 skips a stage whose stamp matches its command and whose outputs all exist, so a killed run
-resumes at the first unfinished stage (and the training commands' own ``--resume`` state is
-left for them to use). A stage whose command does not exist in this version of the
+resumes at the first unfinished stage: a training stage that was killed half-way is continued
+with its command's own ``--resume`` (from the training state it left), and every stage that
+uses an artifact remade in this run is run again. A stage whose command does not exist in this version of the
 command line is reported and skipped; the stages after it use the bundled model of that
 name instead (or, for the generator, the NVIDIA-format test fixture) when there is one.
 
@@ -33,6 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip": ["--epochs", "20"],
         "classifier": ["--epochs", "6"],
         "stylegan2": [],
+        "embed": [],
         "pairs_n": 100000,
         "flow": ["--steps", "5000"],
         "flow_noise": ["--steps", "5000", "--noise-scale", "0.5"],
@@ -49,7 +51,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip": ["--steps", "6", "--batch-size", "32", "--vision-width", "64", "--vision-layers", "1",
                  "--text-layers", "1", "--embed-dim", "32", "--no-eval"],
         "classifier": ["--epochs", "0.2", "--batch-size", "32", "--channels", "8,16", "--no-eval"],
-        "stylegan2": ["--quick"],
+        "stylegan2": ["--kimg", "0.064", "--batch-size", "8", "--res", "32", "--cbase", "1024", "--cmax", "64",
+                      "--z-dim", "32", "--w-dim", "32", "--snap-kimg", "0.032"],
+        "embed": ["--captions-per-image", "2"],
         "pairs_n": 256,
         "flow": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--layers", "2", "--hidden", "32", "--bins", "4", "--context-dim", "16"],
         "flow_noise": None,
@@ -89,6 +93,7 @@ class Stage:
     needs: list[str] = field(default_factory=list)
     fn: Callable[[], Any] | None = None
     outputs_extra: list[Path] = field(default_factory=list)
+    resume_state: Path | None = None  # the command's own training state: if present (a killed run), add --resume
 
 
 def _command_exists(argv: list[str]) -> bool:
@@ -129,13 +134,20 @@ def stage_table(preset: str, workdir: Path, assets: Path) -> list[Stage]:
     quick = preset.endswith("quick")
     stages = [
         Stage("data", ["data", "synth", "--out", w("data"), "--n", str(P["data_n"]), "--seed", "0"], ["data"]),
-        Stage("clip", ["train", "clip", "--data", "{data}", "--out", w("clip"), "--seed", "0", "--split-half", "0", *P["clip"]], ["clip"], ["data"]),
-        Stage("clip_eval", ["train", "clip", "--data", "{data}", "--out", w("clip_eval"), "--seed", "1", "--split-half", "1", *P["clip"]], ["clip_eval"], ["data"]),
-        Stage("classifier", ["train", "classifier", "--data", "{data}", "--out", w("classifier"), "--seed", "0", *P["classifier"]], ["classifier"], ["data"]),
-        Stage("stylegan2", ["train", "stylegan2", "--data", "{data}", "--out", w("generator"), "--seed", "0", *P["stylegan2"]], ["generator"], ["data"]),
+        Stage("clip", ["train", "clip", "--data", "{data}", "--out", w("clip"), "--seed", "0", "--split-half", "0", *P["clip"]], ["clip"], ["data"],
+              resume_state=Path(w("clip") + ".state")),
+        Stage("clip_eval", ["train", "clip", "--data", "{data}", "--out", w("clip_eval"), "--seed", "1", "--split-half", "1", *P["clip"]], ["clip_eval"], ["data"],
+              resume_state=Path(w("clip_eval") + ".state")),
+        Stage("classifier", ["train", "classifier", "--data", "{data}", "--out", w("classifier"), "--seed", "0", *P["classifier"]], ["classifier"], ["data"],
+              resume_state=Path(w("classifier") + ".state")),
+        Stage("stylegan2", ["train", "stylegan", "--data", "{data}", "--out", str(workdir / "stylegan_run"), "--export", w("generator"), "--seed", "0", *P["stylegan2"]], ["generator"], ["data"],
+              resume_state=workdir / "stylegan_run" / "training-state.pt"),
         Stage("pairs", ["pairs", "--generator", "{generator}", "--clip", "{clip}", "--n", str(P["pairs_n"]), "--out", w("pairs"), "--seed", "0"], ["pairs"], ["generator", "clip"]),
-        Stage("flow", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow"), "--seed", "0", *P["flow"]], ["flow"], ["pairs"]),
-        Stage("cvae-mapper", ["train", "cvae-mapper", "--pairs", "{pairs}", "--out", w("cvae-mapper"), "--seed", "0", *P["cvae_mapper"]], ["cvae-mapper"], ["pairs"]),
+        Stage("flow", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow"), "--seed", "0", *P["flow"]], ["flow"], ["pairs"],
+              resume_state=workdir / "flow.state.pt"),
+        Stage("cvae-mapper", ["train", "cvae-mapper", "--pairs", "{pairs}", "--out", w("cvae-mapper"), "--seed", "0", *P["cvae_mapper"]], ["cvae-mapper"], ["pairs"],
+              resume_state=workdir / "cvae_mapper.state.pt"),
+        Stage("embed", ["data", "embed", "--data", "{data}", "--clip", "{clip}", *P["embed"]], [], ["data", "clip"]),
         Stage("cvae", ["train", "cvae", "--data", "{data}", "--clip", "{clip}", "--out", w("cvae"), "--seed", "0", *P["cvae"]], ["cvae"], ["data", "clip"]),
         Stage("gan", ["train", "gan", "--data", "{data}", "--clip", "{clip}", "--out", w("gan"), "--seed", "0", *P["gan"]], ["gan"], ["data", "clip"]),
     ]
@@ -153,6 +165,7 @@ class Runner:
         self.P = PRESETS[preset]
         self.stamps = workdir / "stamps"
         self.made: dict[str, Path] = {}  # artifact -> path (made here, or a fallback)
+        self.fresh: set[str] = set()  # artifacts (re)made in this run: the stages that use them rerun
 
     def path_of(self, artifact: str) -> Path | None:
         if artifact in self.made:
@@ -199,6 +212,19 @@ class Runner:
             argv += ["--max-prompts", str(self.P["prompts_n"])]
         return argv
 
+    def _remove_outputs(self, stage: Stage) -> None:
+        import shutil
+
+        self._stamp(stage).unlink(missing_ok=True)
+        paths = [self.workdir / ARTIFACTS[a] for a in stage.makes] + list(stage.outputs_extra)
+        if stage.resume_state is not None:
+            paths.append(stage.resume_state)
+        for p in paths:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
     def _stamp(self, stage: Stage) -> Path:
         return self.stamps / f"{stage.name}.json"
 
@@ -229,13 +255,15 @@ class Runner:
         if argv is None:
             missing = [a for a in stage.needs if self.path_of(a) is None]
             return f"skipped: needs {', '.join(missing)}"
-        if self.done(stage, argv):
+        stale = sorted(set(stage.needs) & self.fresh)
+        if not stale and self.done(stage, argv):
             for a in stage.makes:
                 self.made[a] = self.workdir / ARTIFACTS[a]
             return "done before (stamp matches), skipped"
         if dry_run:
             for a in stage.makes:
                 self.made[a] = self.workdir / ARTIFACTS[a]
+            self.fresh.update(stage.makes)
             return "to run: " + (" ".join(shlex.quote(x) for x in argv))
         t0 = time.perf_counter()
         self.echo(f"[{stage.name}] python main.py {' '.join(shlex.quote(x) for x in argv)}" if stage.argv is not None
@@ -247,11 +275,21 @@ class Runner:
         else:
             import main as cli_main
 
-            rc = cli_main.main(argv)
+            run_argv = list(argv)
+            if stale or self._stamp(stage).is_file():
+                # Its inputs or its own configuration changed since the outputs were made: start over.
+                self._remove_outputs(stage)
+            elif stage.resume_state is not None and stage.resume_state.exists():
+                run_argv.append("--resume")  # a killed run of this very stage: continue it
+                self.echo(f"  {stage.name}: continuing from {stage.resume_state}")
+            rc = cli_main.main(run_argv)
             if rc != 0:
                 raise UserError(f"stage '{stage.name}' failed (exit status {rc}); fix it and rerun `reproduce` to resume here")
         for a in stage.makes:
             self.made[a] = self.workdir / ARTIFACTS[a]
+        self.fresh.update(stage.makes)
+        if stage.name == "table":
+            self.fresh.add("_table")
         self.stamps.mkdir(parents=True, exist_ok=True)
         tmp = self._stamp(stage).with_suffix(".tmp")
         tmp.write_text(json.dumps({"argv": argv, "seconds": round(time.perf_counter() - t0, 1),

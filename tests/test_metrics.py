@@ -117,3 +117,24 @@ def test_real_reference_reaches_classifier_accuracy():
     sel = [i * 4 + j for i in keep for j in range(4)]
     acc = M.attribute_accuracy(probs[sel], [rows[i] for i in sel], clf.attr_names, mask=clf.attr_mask)["accuracy"]
     assert acc >= clf_acc - 0.02
+
+
+@pytest.mark.skipif(_bundled("clip_eval") is None, reason="bundled evaluation CLIP not built yet")
+def test_real_captioned_images_r_precision_well_above_chance():
+    from pathlib import Path
+
+    from model.clip_io import encode_images, encode_text, load_clip
+    from model.evaluate import default_data_dir, load_prompt_file
+    from model.pipelines import RealPipeline
+
+    data = default_data_dir()
+    if data is None:
+        pytest.skip("no toy dataset (set TEXT2FACE_DATA)")
+    items = load_prompt_file(Path(__file__).resolve().parents[1] / "prompts" / "toy.jsonl")
+    items = [it for it in items if not it.get("unseen_combination")][:100]
+    clip_model = load_clip(str(_bundled("clip_eval")))
+    text = encode_text(clip_model, [it["prompt"] for it in items])
+    imgs = RealPipeline(data).generate([it["prompt"] for it in items], 2, seed=0, attributes=[it["attributes"] for it in items])
+    feats = encode_images(clip_model, imgs)
+    r = M.r_precision(feats, torch.arange(len(items)).repeat_interleave(2), text, k=99)
+    assert r > 0.05  # chance is 0.01
