@@ -336,21 +336,33 @@ def cuda_ops_extension():
     if torch.cuda.is_available():
         plugin = _build.get_ops_plugin()
         assert plugin is not None, "the CUDA ops failed to build on a machine with a GPU (see the warning)"
-        return plugin
+        yield plugin
+        return
     if not _nvcc_available():
         pytest.skip("nvcc not found (set CUDA_HOME): the CUDA sources are not compiled on this machine")
     import tempfile
 
     from torch.utils import cpp_extension
 
-    arch = os.environ.get("TORCH_CUDA_ARCH_LIST") or "9.0"
-    os.environ["TORCH_CUDA_ARCH_LIST"] = arch
-    if os.environ.get("TEXT2FACE_OPS_FRESH_BUILD") == "1":
+    old_arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
+    arch = old_arch or "9.0"
+    os.environ["TORCH_CUDA_ARCH_LIST"] = arch  # no device to ask: compile for this architecture
+    fresh = os.environ.get("TEXT2FACE_OPS_FRESH_BUILD") == "1"
+    if fresh:
         build_dir = tempfile.mkdtemp(prefix="text2face_ops_build_")
-    else:
-        root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension._get_build_directory("text2face_nvcc_test", False)
-        build_dir = os.path.join(root, "text2face_nvcc_test", "arch_" + arch.replace(" ", "_").replace(";", "_"))
-    return _build.build("ops", _build.OPS_SOURCES, _build.OPS_HEADERS, build_directory=build_dir)
+    else:  # <torch extensions dir>/text2face_nvcc_test/arch_X
+        build_dir = os.path.join(cpp_extension._get_build_directory("text2face_nvcc_test", False),
+                                 "arch_" + arch.replace(" ", "_").replace(";", "_"))
+    try:
+        module = _build.build("ops", _build.OPS_SOURCES, _build.OPS_HEADERS, build_directory=build_dir)
+    finally:
+        if old_arch is None:
+            os.environ.pop("TORCH_CUDA_ARCH_LIST", None)
+    yield module
+    if fresh:
+        import shutil
+
+        shutil.rmtree(build_dir, ignore_errors=True)
 
 
 def test_cuda_sources_compile(cuda_ops_extension):
