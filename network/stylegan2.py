@@ -141,12 +141,11 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
     dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, k, k]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+        # |W * s|^2 summed over (I, k, k) = s^2 @ (sum over k of W^2): no [N, O, I, k, k] temporary.
+        wsq = weight.to(torch.float32).square().sum(dim=[2, 3])  # [O, I]
+        dcoefs = (styles.to(torch.float32).square() @ wsq.t() + 1e-8).rsqrt()  # [N, O]
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
@@ -159,8 +158,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             return x + noise.to(x.dtype)
         return x
 
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, k, k]
     if demodulate:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
+        w = w * dcoefs.to(w.dtype).reshape(batch_size, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_channels, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, groups=batch_size,
@@ -265,18 +265,19 @@ class SynthesisBlock(nn.Module):
             self.num_torgb += 1
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "const",
-                force_fp32: bool = False, fused_modconv: bool | None = None):
+                force_fp32: bool = False, fused_modconv: bool | None = None, channels_last: bool = False):
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device
         dtype = torch.float16 if (self.use_fp16 and not force_fp32 and device.type == "cuda") else torch.float32
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if fused_modconv is None:
             # One grouped convolution per layer is cheapest for a single sample; for a batch a
             # shared convolution on style-scaled activations is (and stays finite in float16).
             fused_modconv = (not self.training) and ws.shape[0] == 1
         if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=memory_format)
         else:
-            x = x.to(dtype)
+            x = x.to(dtype).contiguous(memory_format=memory_format)
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
         else:
@@ -285,7 +286,7 @@ class SynthesisBlock(nn.Module):
         if img is not None:
             img = upfirdn2d.upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32, memory_format=torch.contiguous_format)
             img = img + y if img is not None else y
         return x, img
 
@@ -339,18 +340,22 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", force_fp32: bool = False,
-                fused_modconv: bool | None = None) -> torch.Tensor:
+                fused_modconv: bool | None = None, channels_last: bool | None = None) -> torch.Tensor:
+        """``channels_last``: NHWC activations (None: on the CPU, where oneDNN convolutions are faster with it)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got '{noise_mode}'")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
+        if channels_last is None:
+            channels_last = ws.device.type == "cpu"
         x = img = None
         w_idx = 0
         for block in self.blocks():
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv)
+            x, img = block(x, img, block_ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                           channels_last=channels_last)
         return img
 
 
