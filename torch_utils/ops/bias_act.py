@@ -137,29 +137,35 @@ def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
         shape[dim] = -1
         b = b.to(x.dtype).reshape(shape)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    # linear, relu and lrelu commute with a positive gain: act(v) * g == act(v * g), so the gain
+    # rides along with the bias in one pass (x * g + b * g) instead of costing its own.
+    if spec.piecewise_linear and gain > 0 and gain != 1:
+        y = torch.add(b * gain, x, alpha=gain) if b is not None else x * gain
+        gain = 1.0
+    elif b is not None:
+        y = x + b
+    else:
+        y = None  # nothing new yet
+    inplace = _INPLACE.get(_NAMES[id(spec)])
     if not needs_grad:
         # Inference: make one new tensor, then update it in place (no temporaries).
-        inplace = _INPLACE.get(_NAMES[id(spec)])
-        if b is None and inplace is not None and spec.index == 0 and gain == 1 and clamp < 0:
-            return x
-        if b is not None:
-            y = x + b
-            y = inplace(y, alpha) if inplace is not None else spec.func(y, alpha)
-        else:
+        if y is None:
+            if inplace is not None and spec.index == 0 and gain == 1 and clamp < 0:
+                return x
             y = inplace(x.clone(), alpha) if inplace is not None else spec.func(x, alpha)
+        else:
+            y = inplace(y, alpha) if inplace is not None else spec.func(y, alpha)
         if gain != 1:
             y.mul_(gain)
         if clamp >= 0:
             y.clamp_(-clamp, clamp)
         return y
-    if b is not None:
-        x = x + b
-    x = spec.func(x, alpha)
+    y = spec.func(x if y is None else y, alpha)
     if gain != 1:
-        x = x * gain
+        y = y * gain
     if clamp >= 0:
-        x = x.clamp(-clamp, clamp)
-    return x
+        y = y.clamp(-clamp, clamp)
+    return y
 
 
 # ---------------------------------------------------------------------------------------------
