@@ -126,6 +126,7 @@ def _mapper_train_options(fn):
         click.option("--device", default="cpu", show_default=True),
         click.option("--resume", is_flag=True, help="Continue from OUT.state."),
         click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice; 1 is often fastest for these small networks on a busy CPU)."),
+        click.option("--modality-shift/--no-modality-shift", default=False, show_default=True, help="Record the inference-time text-embedding shift as this mapper's default."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -143,7 +144,7 @@ def _report_mapper_training(summary):
 @click.option("--hidden", default=256, show_default=True, type=int, help="Width of each coupling layer's MLP.")
 @click.option("--bins", default=8, show_default=True, type=int, help="Spline bins.")
 @click.option("--context-dim", default=128, show_default=True, type=int, help="Size of the embedding's context vector.")
-def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, layers, hidden, bins, context_dim):
+def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, modality_shift, layers, hidden, bins, context_dim):
     """Train the conditional normalizing flow p(w | e) on latent pairs (exact likelihood)."""
     import torch
 
@@ -153,7 +154,8 @@ def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_ev
         torch.set_num_threads(threads)
     arch = dict(layers=layers, hidden=hidden, bins=bins, context_dim=context_dim)
     summary = train_mapper("flow", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
-                           seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device)
+                           seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device,
+                           modality_shift=modality_shift)
     _report_mapper_training(summary)
 
 
@@ -162,7 +164,7 @@ def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_ev
 @click.option("--latent-dim", default=32, show_default=True, type=int, help="Size of the CVAE latent u.")
 @click.option("--hidden", default=512, show_default=True, type=int, help="Width of encoder and decoder MLPs.")
 @click.option("--kl-weight", default=1.0, show_default=True, type=float, help="Weight of the KL term (linear warm-up over 500 steps).")
-def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, latent_dim, hidden, kl_weight):
+def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_every, device, resume, threads, modality_shift, latent_dim, hidden, kl_weight):
     """Train the paper's CVAE mapper p(w | e) on latent pairs (ELBO)."""
     import torch
 
@@ -172,7 +174,8 @@ def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, 
         torch.set_num_threads(threads)
     arch = dict(latent_dim=latent_dim, hidden=hidden)
     summary = train_mapper("cvae-mapper", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
-                           kl_weight=kl_weight, seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device)
+                           kl_weight=kl_weight, seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device,
+                           modality_shift=modality_shift)
     _report_mapper_training(summary)
 
 

@@ -184,6 +184,11 @@ def _batch_loss(kind: str, mapper, w, e, kl_weight: float) -> tuple[torch.Tensor
     return terms["loss"], {"loss": float(terms["loss"].detach()), "kl": float(terms["kl"].detach())}
 
 
+def _display_offset(kind: str, mapper) -> float:
+    """Added to the CVAE's training loss (standardised w) so the bar shows nats of w, like validation."""
+    return 0.0 if kind == "flow" else float(torch.log(mapper.w_std).sum())
+
+
 @torch.no_grad()
 def evaluate(kind: str, mapper, w: torch.Tensor, e: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
     """Validation figures in nats per sample of w (flow: exact NLL; CVAE: negative ELBO, KL weight 1)."""
@@ -235,12 +240,15 @@ def train_mapper(
     ckpt_every: int | None = None,
     grad_clip: float = 5.0,
     warmup: int = 100,
+    modality_shift: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a mapper of ``kind`` on a pairs directory; write ``out`` (+ ``OUT.state``).
 
-    Returns a summary (final step, validation figures, steps/s). Non-finite loss or
+    ``modality_shift`` is recorded as the default of the inference-time shift (option c)
+    for pipelines using this checkpoint. Returns a summary (final step, validation
+    figures, steps/s). Non-finite loss or
     gradients stop training with a UserError; the last good checkpoint stays in place.
     """
     if kind not in KINDS:
@@ -330,6 +338,8 @@ def train_mapper(
         "n_val": len(val_idx),
         "train": hparams,
         "w_stats": "tensors w_mean, w_std (training split); e_image_mean",
+        # Default of the pipelines' inference-time modality shift (option c) for this mapper.
+        "inference": {"modality_shift": bool(modality_shift)},
     }
 
     def save(step: int, val: dict[str, float]) -> None:
@@ -361,6 +371,7 @@ def train_mapper(
     mapper.train()
     val = history[-1]["val"] if history else {}
     ema = None
+    offset = _display_offset(kind, mapper)
     t0 = time.perf_counter()
     n_tr = len(w_tr)
     bar = tqdm(total=steps, initial=start_step, desc=f"train {kind}", unit="step", disable=not progress, dynamic_ncols=True)
@@ -382,7 +393,7 @@ def train_mapper(
                 raise diverged(step, f"gradient norm is {float(gnorm)}")
             opt.step()
             done = step + 1
-            lv = float(loss_value.detach())
+            lv = float(loss_value.detach()) + offset
             ema = lv if ema is None else 0.98 * ema + 0.02 * lv
             if done % eval_every == 0 or done == steps:
                 if len(w_va):

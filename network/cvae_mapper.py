@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from network.flow import _noise
+
 __all__ = ["CVAEMapper"]
 
 
@@ -123,5 +125,5 @@ class CVAEMapper(nn.Module):
         if e.ndim == 1:
             e = e[None]
         c = self._ctx(e).repeat_interleave(int(n), dim=0)
-        u = torch.randn(c.shape[0], self.latent_dim, generator=generator, device=self.w_mean.device, dtype=self.w_mean.dtype)
+        u = _noise(c.shape[0], self.latent_dim, generator, self.w_mean)
         return self._decode_ctx(u * float(temperature), c) * self.w_std + self.w_mean

@@ -186,8 +186,14 @@ class ConditionalFlow(nn.Module):
         """
         e = _as_batch(e)
         c = self._ctx(e).repeat_interleave(int(n), dim=0)
-        u = torch.randn(c.shape[0], self.w_dim, generator=generator, device=self.w_mean.device, dtype=self.w_mean.dtype)
+        u = _noise(c.shape[0], self.w_dim, generator, self.w_mean)
         return self._inverse_ctx(u * float(temperature), c)
+
+
+def _noise(n: int, d: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """N(0, I) noise [n, d] on ``like``'s device, drawn on the generator's own device if one is given."""
+    dev = generator.device if generator is not None else like.device
+    return torch.randn(n, d, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
 def _as_batch(e: torch.Tensor) -> torch.Tensor:

@@ -91,11 +91,12 @@ def test_train_cvae_mapper_cli(tmp_path):
     write_pairs(tmp_path / "pairs")
     out = tmp_path / "c.safetensors"
     args = ["train", "cvae-mapper", "--pairs", str(tmp_path / "pairs"), "--out", str(out), "--latent-dim", "4",
-            "--hidden", "32", "--batch-size", "64", "--eval-every", "20", "--noise-scale", "0.2"]
+            "--hidden", "32", "--batch-size", "64", "--eval-every", "20", "--noise-scale", "0.2", "--modality-shift"]
     assert main(args + ["--steps", "20"]) == 0
     m = load_mapper(out)
     assert m.kind == "cvae-mapper" and m.checkpoint_config["step"] == 20
     assert m.checkpoint_config["train"]["noise_scale"] == 0.2
+    assert m.checkpoint_config["inference"]["modality_shift"] is True
     assert main(args + ["--steps", "40", "--resume"]) == 0
     m = load_mapper(out)
     assert m.checkpoint_config["step"] == 40 and math.isfinite(m.checkpoint_config["val"]["nelbo"])

@@ -224,3 +224,23 @@ def test_train_bad_input(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError):
         load_mapper(tmp_path / "junk.safetensors")
+
+
+def test_modality_gap_helpers():
+    from model.mapper import augment_embeddings, broadcast_w, modality_shift
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.nn.functional.normalize(torch.randn(2000, 64, generator=g), dim=-1)
+    torch.testing.assert_close(augment_embeddings(e, 0.0), e)
+    a = augment_embeddings(e, 0.5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.norm(dim=-1), torch.ones(2000))
+    # perturbation of norm ~0.5 before re-normalisation: cos(e, a) = 1 / sqrt(1 + 0.25) on average
+    assert abs((a * e).sum(-1).mean().item() - 1 / math.sqrt(1.25)) < 0.02
+    # the shift moves a cluster of text embeddings onto the image embeddings' mean direction
+    img_mean = torch.nn.functional.normalize(torch.randn(64, generator=g), dim=0) * 0.8
+    txt = torch.nn.functional.normalize(torch.randn(500, 64, generator=g) * 0.3 + 3 * torch.randn(64, generator=g), dim=-1)
+    shifted = modality_shift(txt, txt.mean(0), img_mean)
+    torch.testing.assert_close(shifted.norm(dim=-1), torch.ones(500))
+    cos = torch.nn.functional.cosine_similarity(shifted.mean(0), img_mean, dim=0)
+    assert cos > 0.99 and torch.nn.functional.cosine_similarity(txt.mean(0), img_mean, dim=0) < 0.5
+    assert broadcast_w(torch.randn(3, 5), 7).shape == (3, 7, 5)
