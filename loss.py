@@ -6,6 +6,64 @@ import torch.nn.functional as F
 
 
 # ---------------------------------------------------------------------------
+# Baselines: image CVAE (ELBO) and conditional GAN (hinge / non-saturating, R1)
+# ---------------------------------------------------------------------------
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) per sample, summed over the last dimension."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+
+
+def kl_warmup(step: int, warmup_steps: int) -> float:
+    """Linear KL warm-up factor in [0, 1]: 0 at step 0, 1 from ``warmup_steps`` on."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, step / warmup_steps)
+
+
+def image_elbo(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+               kl_weight: float = 1.0, sigma: float = 0.1) -> dict[str, torch.Tensor]:
+    """Negative ELBO of an image VAE with a Gaussian likelihood of fixed std ``sigma``.
+
+    Returns per-batch means (nats per image): ``recon`` = -log p(x | z) up to the
+    constant ``D * log(sigma * sqrt(2 pi))``, ``kl``, and ``loss`` = recon + kl_weight * kl
+    (the quantity to minimise; kl_weight < 1 during warm-up or for a beta-VAE).
+    """
+    rec = (recon - x).pow(2).flatten(1).sum(dim=1) / (2 * sigma**2)
+    kl = gaussian_kl(mu, logvar)
+    return {"loss": (rec + kl_weight * kl).mean(), "recon": rec.mean(), "kl": kl.mean()}
+
+
+def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    """Discriminator loss: ``hinge`` (mean relu(1 - D(real)) + relu(1 + D(fake))) or ``nonsat`` (logistic)."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    if kind == "nonsat":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")
+
+
+def gan_g_loss(fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    """Generator loss: ``hinge`` (-mean D(fake)) or ``nonsat`` (mean softplus(-D(fake)))."""
+    if kind == "hinge":
+        return -fake_logits.mean()
+    if kind == "nonsat":
+        return F.softplus(-fake_logits).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1 regulariser: mean over the batch of ||d D(x) / d x||^2 on real images.
+
+    ``real_images`` must have ``requires_grad=True`` when the logits were computed.
+    Multiply by gamma / 2 in the caller.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(dim=1).mean()
+
+
+# ---------------------------------------------------------------------------
 # Mappers p(w | e): conditional flow NLL, CVAE-mapper ELBO
 # ---------------------------------------------------------------------------
 
