@@ -51,8 +51,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip": ["--steps", "6", "--batch-size", "32", "--vision-width", "64", "--vision-layers", "1",
                  "--text-layers", "1", "--embed-dim", "32", "--no-eval"],
         "classifier": ["--epochs", "0.2", "--batch-size", "32", "--channels", "8,16", "--no-eval"],
-        "stylegan2": ["--kimg", "0.064", "--batch-size", "8", "--res", "32", "--cbase", "1024", "--cmax", "64",
-                      "--z-dim", "32", "--w-dim", "32", "--snap-kimg", "0.032"],
+        "stylegan2": ["--kimg", "0.016", "--batch-size", "8", "--res", "32", "--cbase", "512", "--cmax", "32",
+                      "--z-dim", "32", "--w-dim", "32", "--snap-kimg", "0.016", "--threads", "1"],
         "embed": ["--captions-per-image", "2"],
         "pairs_n": 256,
         "flow": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--layers", "2", "--hidden", "32", "--bins", "4", "--context-dim", "16"],
@@ -282,7 +282,13 @@ class Runner:
             elif stage.resume_state is not None and stage.resume_state.exists():
                 run_argv.append("--resume")  # a killed run of this very stage: continue it
                 self.echo(f"  {stage.name}: continuing from {stage.resume_state}")
-            rc = cli_main.main(run_argv)
+            import torch
+
+            threads = torch.get_num_threads()
+            try:
+                rc = cli_main.main(run_argv)
+            finally:
+                torch.set_num_threads(threads)  # a stage's --threads must not leak into the next one
             if rc != 0:
                 raise UserError(f"stage '{stage.name}' failed (exit status {rc}); fix it and rerun `reproduce` to resume here")
         for a in stage.makes:
