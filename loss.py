@@ -88,3 +88,54 @@ def elbo(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: to
     rec = 0.5 * (recon - target).pow(2).flatten(1).sum(dim=1) + 0.5 * d * _LOG_2PI
     kl = gaussian_kl(mu, logvar)
     return {"loss": (rec + kl_weight * kl).mean(), "recon": rec.mean(), "kl": kl.mean()}
+
+
+# ---------------------------------------------------------------------------
+# StyleGAN2 training: non-saturating logistic loss, lazy R1, path-length regulariser
+# ---------------------------------------------------------------------------
+
+
+def stylegan2_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating logistic generator loss: mean softplus(-D(G(z)))."""
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def stylegan2_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Logistic discriminator loss: mean softplus(D(G(z))) + mean softplus(-D(x))."""
+    return F.softplus(fake_logits.float()).mean() + F.softplus(-real_logits.float()).mean()
+
+
+def stylegan2_r1(D, real_images: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """R1 penalty per real image, ||d D(x) / d x||^2, and the logits D(x).
+
+    Differentiable (``create_graph``), so ``(gamma / 2 * penalty.mean() * interval).backward()``
+    trains D; a discriminator whose output does not depend on its input gets exactly 0.
+    """
+    x = real_images.detach().requires_grad_(True)
+    logits = D(x) if c is None else D(x, c)
+    (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True, allow_unused=True)
+    if grad is None:
+        return torch.zeros(len(x), device=x.device), logits
+    return grad.float().square().flatten(1).sum(dim=1), logits
+
+
+def path_length_penalty(synthesis, ws: torch.Tensor, pl_mean: torch.Tensor, decay: float = 0.01,
+                        noise_mode: str = "random") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """StyleGAN2 path-length regulariser.
+
+    For a random image-space direction y ~ N(0, I / (H W)), the length ``a = ||J_w^T y||``
+    (J_w: Jacobian of the image with respect to w, averaged over the num_ws copies) should be
+    the same for every w. Returns ``(penalty, new_pl_mean, lengths)``: per-sample
+    ``(a - pl_mean')^2`` where ``pl_mean'`` is the running mean of ``a`` moved by ``decay``
+    toward this batch's mean (detached; keep it for the next call).
+    ``synthesis(ws, noise_mode=...)`` maps ws [N, num_ws, w_dim] to images [N, C, H, W].
+    """
+    if not ws.requires_grad:
+        ws = ws.detach().requires_grad_(True)
+    img = synthesis(ws, noise_mode=noise_mode)
+    h, w = img.shape[2], img.shape[3]
+    y = torch.randn_like(img) / float(h * w) ** 0.5
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+    lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
+    new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
+    return (lengths - new_mean).square(), new_mean, lengths

@@ -179,6 +179,121 @@ def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, 
     _report_mapper_training(summary)
 
 
+@train.command("stylegan")
+@click.option("--data", required=True, type=click.Path(), help="CelebA-format dataset (train split) or a folder of images.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: snapshots, training state, grids, log.jsonl.")
+@click.option("--res", default=64, show_default=True, type=int, help="Image resolution (power of two).")
+@click.option("--kimg", default=100.0, show_default=True, type=float, help="Train until this many thousand real images were shown.")
+@click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--cbase", default=1024, show_default=True, type=int, help="Channels at resolution r: min(cbase // r, cmax), in G and D.")
+@click.option("--cmax", default=64, show_default=True, type=int)
+@click.option("--map-layers", default=2, show_default=True, type=int, help="Mapping network layers.")
+@click.option("--z-dim", default=128, show_default=True, type=int)
+@click.option("--w-dim", default=128, show_default=True, type=int)
+@click.option("--gamma", default=0.1, show_default=True, type=float, help="R1 weight (lazy, every 16 minibatches); 0 = off.")
+@click.option("--pl-weight", default=0.0, show_default=True, type=float, help="Path-length regulariser weight (every 4 minibatches); 0 = off.")
+@click.option("--mirror/--no-mirror", default=False, show_default=True, help="Random horizontal flips of the real images.")
+@click.option("--lr", default=0.0025, show_default=True, type=float, help="Adam learning rate of G and D.")
+@click.option("--snap-kimg", default=2.0, show_default=True, type=float, help="Snapshot (EMA generator, training state, grid) every this many kimg.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its training state (its stored options win).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (float16 + custom ops on CUDA).")
+@click.option("--threads", default=None, type=int, help="torch CPU threads (1 is fastest on a busy machine).")
+@click.option("--export", default=None, type=click.Path(dir_okay=False), help="At the end, write the last EMA generator here (float16 project checkpoint).")
+def train_stylegan_cmd(data, out, res, kimg, batch_size, cbase, cmax, map_layers, z_dim, w_dim, gamma, pl_weight, mirror, lr, snap_kimg, seed, resume, device, threads, export):
+    """Train a StyleGAN2 generator (residual D, logistic loss, lazy R1, EMA, style mixing) on an image dataset."""
+    from model.train_stylegan import StyleGANTrainConfig, train_stylegan
+
+    cfg = StyleGANTrainConfig(data=data, out=out, res=res, kimg=kimg, batch_size=batch_size, cbase=cbase, cmax=cmax,
+                              map_layers=map_layers, z_dim=z_dim, w_dim=w_dim, gamma=gamma, pl_weight=pl_weight, mirror=mirror,
+                              lr=lr, snap_kimg=snap_kimg, seed=seed, resume=resume, device=device, threads=threads, export=export)
+    s = train_stylegan(cfg)
+    click.echo(f"{s['run']}: kimg {s['kimg']:.1f} ({s['step']} steps, {s['wall_time_s'] / 3600:.2f} h); latest snapshot {s['snapshot']}")
+    if export:
+        click.echo(f"wrote {export}")
+        name = _bundled_name_for(export)
+        if name is not None:
+            from model.bundled import record
+
+            record(name, export, s["config"]["seed"], metrics={"kimg": s["kimg"], "training_wall_time_s": round(s["wall_time_s"], 1)},
+                   config=s["config"])
+            click.echo(f"recorded '{name}' in the bundled-models manifest")
+
+
+def _baseline_train_options(fn):
+    opts = [
+        click.option("--data", required=True, type=click.Path(), help="CelebA-format dataset folder (real CelebA or the toy faces); trains on its train split."),
+        click.option("--cond", default="clip", show_default=True, type=click.Choice(["clip", "attr"]), help="Condition on CLIP text embeddings of captions (a fresh wording per step) or on the 40 attributes."),
+        click.option("--clip", "clip_name", default=None, help="CLIP model name or file for --cond clip (default: the bundled conditioning CLIP). Missing caption embeddings are computed and cached."),
+        click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output checkpoint (.safetensors), written atomically at every snapshot."),
+        click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="Progress grids and training state (default: runs/train-KIND-<out name>)."),
+        click.option("--steps", default=4000, show_default=True, type=int, help="Total training steps."),
+        click.option("--batch-size", default=64, show_default=True, type=int),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--snap-every", default=500, show_default=True, type=int, help="Checkpoint, training state and image grid every this many steps."),
+        click.option("--max-minutes", default=None, type=float, help="Stop early (with a checkpoint) after this much training time."),
+        click.option("--resume", is_flag=True, help="Continue from the training state in the run folder."),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+        click.option("--threads", default=None, type=int, help="torch CPU threads (1 is fastest on a busy machine)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_size, seed, snap_every, max_minutes, resume, device, threads, **hp):
+    from pathlib import Path
+
+    from model.baselines import run_training
+
+    if cond == "clip" and clip_name is None:
+        from model.bundled import bundled_path
+
+        clip_name = str(bundled_path("clip"))
+    arch = {k: v for k, v in hp.items() if k in ("ch", "z_dim") and v is not None}
+    tcfg = {k: v for k, v in hp.items() if k not in ("ch", "z_dim") and v is not None}
+    s = run_training(kind, data, cond, clip_name, out, run_dir=run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
+                     threads=threads, device=device, max_minutes=max_minutes, snap_every=snap_every, arch=arch, train_cfg=tcfg)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items())
+    click.echo(f"wrote {out} ({s['steps']} steps{' (stopped by --max-minutes)' if s['stopped_early'] else ''}, {s['train_images']} images, "
+               f"{s['seconds']:.0f} s wall, {s['cpu_seconds_this_run']:.0f} s CPU, {losses}); grids in {s['run_dir']}")
+    from model.bundled import NAMES, PRETRAINED_DIR, record
+
+    if Path(out).resolve() == (PRETRAINED_DIR / NAMES[kind]).resolve():
+        name = kind
+        metrics = {"wall_time_s": s["seconds"], "cpu_time_s": s["cpu_seconds_this_run"], "threads": s["threads"], "steps": s["steps"],
+                   "train_images": s["train_images"], "final_losses": {k: round(v, 4) for k, v in s["final"].items()}}
+        record(name, out, seed, metrics=metrics, cond=cond)
+        click.echo(f"recorded '{name}' in the bundled-models manifest")
+
+
+@train.command("cvae")
+@_baseline_train_options
+@click.option("--ch", default=None, type=int, help="Base channel count (default 16).")
+@click.option("--z-dim", default=None, type=int, help="Latent size (default 64).")
+@click.option("--kl-weight", default=None, type=float, help="Weight of the KL term (default 1).")
+@click.option("--kl-warmup", default=None, type=int, help="Steps of linear KL warm-up (default 1000).")
+@click.option("--sigma", default=None, type=float, help="Std of the Gaussian pixel likelihood, images in [-1, 1] (default 0.1).")
+@click.option("--lr", default=None, type=float, help="Adam learning rate (default 1e-3).")
+def train_cvae_cmd(**kw):
+    """Train the image CVAE baseline on 64x64 faces (ELBO with KL warm-up)."""
+    _train_baseline_cmd("cvae", **kw)
+
+
+@train.command("gan")
+@_baseline_train_options
+@click.option("--ch", default=None, type=int, help="Base channel count of G and D (default 32).")
+@click.option("--z-dim", default=None, type=int, help="Latent size (default 64).")
+@click.option("--loss", default=None, type=click.Choice(["hinge", "nonsat"]), help="GAN loss (default hinge).")
+@click.option("--r1-gamma", default=None, type=float, help="R1 weight on real images (default 0: D is spectrally normalised).")
+@click.option("--mismatch-weight", default=None, type=float, help="Weight of 'real image, wrong condition' as fake in D (default 0.5).")
+@click.option("--lr-g", default=None, type=float, help="Generator Adam learning rate (default 2e-4).")
+@click.option("--lr-d", default=None, type=float, help="Discriminator Adam learning rate (default 2e-4).")
+def train_gan_cmd(**kw):
+    """Train the conditional GAN baseline on 64x64 faces (hinge loss, projection discriminator)."""
+    _train_baseline_cmd("gan", **kw)
+
+
 # ---------------------------------------------------------------------------
 # Text-to-face
 # ---------------------------------------------------------------------------
