@@ -308,10 +308,15 @@ def train_gan_cmd(**kw):
 @click.option("--shard-size", default=1024, show_default=True, type=int, help="Samples per shard file.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
-def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device):
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
+def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device, threads):
     """Sample latent pairs text-free: z -> w -> image -> CLIP image embedding."""
+    import torch
+
     from model.pairs import sample_pairs_cli
 
+    if threads:
+        torch.set_num_threads(threads)
     s = sample_pairs_cli(generator, clip_name, n, out, batch_size=batch_size, seed=seed, shard_size=shard_size, device=device)
     rate = f"{s['samples_per_s']:.1f} samples/s" if s["new"] else "nothing to do"
     click.echo(f"{s['out']}: {s['n']} pairs ({s['new']} new, {rate})")
