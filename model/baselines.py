@@ -156,13 +156,15 @@ def _grid(kind: str, nets, data: TrainData, cond: str, fixed_idx: torch.Tensor, 
     net = _sampler(kind, nets)
     was_training = net.training
     net.eval()
-    c = data.conditions(fixed_idx, cond, None, wording=0)
+    dev = next(net.parameters()).device
+    c = data.conditions(fixed_idx, cond, None, wording=0).to(dev)
+    fixed_z = fixed_z.to(dev)
     rows = []
     for j in range(len(fixed_idx)):
         cj = c[j : j + 1].expand(fixed_z.shape[0], -1)
         imgs = net.decode(fixed_z, cj) if kind == "cvae" else net(fixed_z, cj)
         real = _to_float(data.images[fixed_idx[j] : fixed_idx[j] + 1])
-        rows.append(torch.cat([real, imgs]))
+        rows.append(torch.cat([real, imgs.cpu()]))
     net.train(was_training)
     labels = [data.label(int(i), cond) for i in fixed_idx]
     image_grid(torch.cat(rows), ncols=fixed_z.shape[0] + 1, row_labels=labels, cell_scale=1).save(path)
@@ -210,6 +212,7 @@ def train_baseline(
     progress: bool = True,
     extra_config: dict[str, Any] | None = None,
     max_seconds: float | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Train the image CVAE (``kind='cvae'``) or the conditional GAN (``'gan'``) for ``steps`` steps in total.
 
@@ -217,7 +220,9 @@ def train_baseline(
     end), ``run_dir/state.pt`` (everything ``resume`` needs) and ``run_dir/grid_XXXXXX.png``
     (fixed conditions, one row each: the real image, then samples). Returns a summary with the
     final losses, the steps run and wall time. Raises ``TrainingDiverged`` on a NaN/inf loss.
+    ``max_seconds`` stops early (with a checkpoint) once that much training time has passed.
     """
+    device = torch.device(device)
     if kind not in KINDS:
         raise UserError(f"unknown baseline '{kind}'; choices: {', '.join(KINDS)}")
     if cond not in COND_KINDS:
@@ -240,7 +245,7 @@ def train_baseline(
         raise UserError(f"{data.source or 'dataset'}: need at least 2 images to train, got {len(data)}")
 
     torch.manual_seed(seed)
-    nets = build_networks(kind, cond, cond_dim, arch, resolution)
+    nets = {k: m.to(device) for k, m in build_networks(kind, cond, cond_dim, arch, resolution).items()}
     if kind == "cvae":
         opts = {"vae": torch.optim.Adam(nets["vae"].parameters(), lr=tcfg["lr"])}
     else:
@@ -265,6 +270,7 @@ def train_baseline(
         nets = build_networks(kind, cond, cond_dim, arch, resolution)
         for k, m in nets.items():
             m.load_state_dict(st["nets"][k])
+            m.to(device)
         if kind == "cvae":
             opts = {"vae": torch.optim.Adam(nets["vae"].parameters(), lr=tcfg["lr"])}
         else:
@@ -304,15 +310,15 @@ def train_baseline(
         nets["G_ema"].eval()
     from tqdm import tqdm
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(total=steps, initial=step, desc=f"train {kind}", unit="step", disable=not progress, dynamic_ncols=True)
     last: dict[str, float] = {}
     ema_losses: dict[str, float] = {}
     stopped_early = False
     while step < steps:
         idx = torch.randint(len(data), (bs,), generator=gen)
-        x = _augment(_to_float(data.images[idx]), tcfg.get("flip", True), gen)
-        c = data.conditions(idx, cond, gen)
+        x = _augment(_to_float(data.images[idx]), tcfg.get("flip", True), gen).to(device)
+        c = data.conditions(idx, cond, gen).to(device)
         if kind == "cvae":
             vae = nets["vae"]
             recon, mu, logvar = vae(x, c)
@@ -329,7 +335,7 @@ def train_baseline(
             last = {"loss": (terms["recon"] + terms["kl"]).item(), "recon": terms["recon"].item(), "kl": terms["kl"].item()}
         else:
             G, D, G_ema = nets["G"], nets["D"], nets["G_ema"]
-            z = torch.randn(bs, arch["z_dim"], generator=gen)
+            z = torch.randn(bs, arch["z_dim"], generator=gen).to(device)
             # Discriminator step.
             with torch.no_grad():
                 fake = G(z, c)
@@ -339,7 +345,7 @@ def train_baseline(
             d_loss = L.gan_d_loss(d_real, d_fake, tcfg["loss"])
             if tcfg["mismatch_weight"] > 0:
                 # Real image with another image's condition counts as fake (matching-aware D).
-                perm = torch.roll(torch.arange(bs), 1)
+                perm = torch.roll(torch.arange(bs, device=device), 1)
                 d_mis = D(x, c[perm])
                 mis = F.relu(1 + d_mis).mean() if tcfg["loss"] == "hinge" else F.softplus(d_mis).mean()
                 d_loss = d_loss + tcfg["mismatch_weight"] * mis
@@ -352,7 +358,7 @@ def train_baseline(
             d_loss.backward()
             opts["D"].step()
             # Generator step.
-            z = torch.randn(bs, arch["z_dim"], generator=gen)
+            z = torch.randn(bs, arch["z_dim"], generator=gen).to(device)
             g_loss = L.gan_g_loss(D(G(z, c), c), tcfg["loss"])
             if not _finite(g_loss):
                 bar.close()
@@ -386,8 +392,59 @@ def train_baseline(
             break
     bar.close()
     elapsed = elapsed_before + time.perf_counter() - t_start
-    return {"kind": kind, "cond": cond, "steps": step, "seconds": round(elapsed, 1), "final": ema_losses,
+    return {"kind": kind, "cond": cond, "steps": step, "seconds": round(elapsed, 1),
+            "cpu_seconds_this_run": round(time.process_time() - cpu_start, 1), "final": ema_losses,
             "history": history, "out": str(out), "stopped_early": stopped_early}
+
+
+def load_train_data(data_dir: str | os.PathLike, cond: str, clip: str | None = None, split: str = "train",
+                    resolution: int = 64, progress: bool = True) -> TrainData:
+    """Images (in memory, uint8), attributes and, for ``cond='clip'``, the cached caption embeddings.
+
+    Missing embedding caches are computed with ``dataset.embeddings`` (as ``data embed`` does)."""
+    from dataset.celeba import ATTRIBUTES, CelebADataset
+
+    if cond not in COND_KINDS:
+        raise UserError(f"--cond must be one of {', '.join(COND_KINDS)}, got '{cond}'")
+    ds = CelebADataset(data_dir, split=split, resolution=resolution)
+    if len(ds) < 2:
+        raise UserError(f"{data_dir}: split '{split}' has {len(ds)} image(s); need at least 2")
+    images = ds.images_uint8(progress=progress)
+    attrs = torch.from_numpy(np.asarray(ds.attrs, dtype=np.int8))
+    text, caps, ident = None, None, None
+    if cond == "clip":
+        if clip is None:
+            raise UserError("--cond clip needs --clip (a CLIP model name or file)")
+        from dataset.embeddings import load_embeddings
+
+        emb = load_embeddings(data_dir, clip, split=split, resolution=resolution, progress=progress)
+        if list(emb.filenames) != list(ds.filenames):
+            raise UserError(f"{data_dir}: the embedding cache for '{clip}' does not cover the images of split '{split}'; rerun `data embed`")
+        text, caps, ident = emb.text.float(), emb.captions, emb.identity
+    return TrainData(images, attrs, text, captions=caps, attr_names=list(ATTRIBUTES),
+                     source=f"{data_dir}:{split}", clip_identity=ident)
+
+
+def run_training(kind: str, data_dir: str, cond: str, clip: str | None, out: str, run_dir: str | None = None,
+                 steps: int = 4000, batch_size: int | None = None, seed: int = 0, resume: bool = False,
+                 threads: int | None = None, device: str = "cpu", max_minutes: float | None = None,
+                 snap_every: int = 500, arch: dict[str, Any] | None = None, train_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``train cvae`` / ``train gan`` do: load the data, train, return a summary."""
+    if threads is not None:
+        if threads < 1:
+            raise UserError("--threads must be at least 1")
+        torch.set_num_threads(threads)
+    if run_dir is None:
+        run_dir = str(Path("runs") / f"train-{kind}-{Path(out).stem}")
+    data = load_train_data(data_dir, cond, clip)
+    extra = {"clip": str(clip) if cond == "clip" else None}
+    s = train_baseline(kind, data, cond, out, run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
+                       snap_every=snap_every, grid_every=snap_every, arch=arch, train_cfg=train_cfg, extra_config=extra,
+                       max_seconds=None if max_minutes is None else 60.0 * max_minutes, device=device)
+    s["run_dir"] = str(run_dir)
+    s["train_images"] = len(data)
+    s["threads"] = torch.get_num_threads()
+    return s
 
 
 # ---------------------------------------------------------------------------

@@ -185,3 +185,52 @@ def test_bad_conditions(tmp_path, data):
         load_baseline(tmp_path / "clip.safetensors", expect_kind="cvae")
     with pytest.raises(UserError, match="no such checkpoint"):
         load_baseline(tmp_path / "missing.safetensors")
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    import main
+
+    d = tmp_path_factory.mktemp("toy")
+    assert main.main(["data", "synth", "--out", str(d), "--n", "40", "--seed", "5"]) == 0
+    return d
+
+
+def test_train_commands_on_toy_faces(tmp_path, toy_dir, capsys):
+    import warnings
+
+    import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip
+
+    torch.manual_seed(0)
+    tiny = clip.model.CLIP(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+                           context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=1)
+    clip_path = tmp_path / "tiny_clip.pt"
+    torch.save(tiny.state_dict(), clip_path)
+    out = tmp_path / "cvae.safetensors"
+    common = ["--data", str(toy_dir), "--steps", "2", "--batch-size", "4", "--ch", "8", "--threads", "1", "--run-dir", str(tmp_path / "run")]
+    assert main.main(["train", "cvae", "--cond", "clip", "--clip", str(clip_path), "--out", str(out), *common]) == 0
+    m = load_baseline(out)
+    assert (m.kind, m.cond, m.cond_dim, m.resolution) == ("cvae", "clip", 32, 64)
+    assert m.config["clip_identity"].startswith("sha256-")
+    e = m.text_condition(tiny.float().eval(), ["a smiling woman", "a man with a beard"])
+    assert m.sample(e, n=3, seed=0).shape == (6, 3, 64, 64)
+    # --resume continues the same run; the wrong --cond for that run is a one-line error.
+    args = ["train", "cvae", "--cond", "clip", "--clip", str(clip_path), "--out", str(out), *common]
+    args[args.index("--steps") + 1] = "3"
+    assert main.main([*args, "--resume"]) == 0
+    assert load_baseline(out).config["step"] == 3
+    capsys.readouterr()
+    assert main.main(["train", "cvae", "--cond", "attr", "--out", str(out), *common, "--resume"]) == 1
+    assert "--cond clip" in capsys.readouterr().err
+    gan_out = tmp_path / "gan.safetensors"
+    assert main.main(["train", "gan", "--cond", "attr", "--out", str(gan_out), *common[:-2], "--run-dir", str(tmp_path / "g")]) == 0
+    g = load_baseline(gan_out)
+    assert (g.kind, g.cond, g.cond_dim) == ("gan", "attr", 40)
+    assert g.sample(g.attribute_condition([{"Smiling": 1}]), n=2).shape == (2, 3, 64, 64)
+    capsys.readouterr()
+    assert main.main(["train", "gan", "--data", str(tmp_path / "nowhere"), "--cond", "attr", "--out", str(gan_out)]) == 1
+    assert "error:" in capsys.readouterr().err

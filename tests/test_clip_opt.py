@@ -15,6 +15,8 @@ from model.clip_opt import clip_opt_generate
 from torch_utils.misc import UserError
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2" / "ada_tiny32.pkl"
+if not FIXTURE.is_file():  # the repository may sit elsewhere; the workplace copy
+    FIXTURE = Path("/work/shared/fixtures/stylegan2/ada_tiny32.pkl")
 
 
 @pytest.fixture(autouse=True, scope="module")
