@@ -7,9 +7,10 @@ under a name that includes a hash of the sources, so editing a source triggers a
 and an unchanged source is loaded from the cache. If the build fails, a warning is issued
 once and ``None`` is returned; the callers then use their reference PyTorch path.
 
-Include paths: besides what torch adds itself, the CUDA headers shipped in the pip
-``nvidia`` packages (``site-packages/nvidia/cu*/include``, ``nvidia/*/include``) are added
-when they exist, so a toolkit that only has nvcc + the runtime headers still builds.
+Include paths: the kernels are plain CUDA (no torch headers) and the bindings use only torch's
+c10/cuda headers, so the toolkit's runtime headers suffice. Where the toolkit has no headers,
+those shipped in the pip ``nvidia`` packages (``site-packages/nvidia/cu*/include``) are used.
+The toolkit is $CUDA_HOME, else found as in ``find_cuda_home``.
 """
 from __future__ import annotations
 
@@ -41,6 +42,17 @@ def nvidia_include_dirs() -> list[str]:
                 if os.path.isdir(d) and d not in dirs:
                     dirs.append(d)
     return dirs
+
+
+def _fallback_include_dirs(cuda_home) -> list[str]:
+    """The sources need only the toolkit's runtime headers (cuda_runtime.h, cuda_fp16.h) and
+    torch's c10/cuda headers. Headers from the pip ``nvidia`` packages are added only when the
+    toolkit lacks them (or TEXT2FACE_OPS_PIP_CUDA_HEADERS=1): put in front of a toolkit of another
+    CUDA version they would shadow its own headers and break the build."""
+    have = all(os.path.exists(os.path.join(cuda_home, "include", h)) for h in ("cuda_runtime_api.h", "cuda_fp16.h"))
+    if have and os.environ.get("TEXT2FACE_OPS_PIP_CUDA_HEADERS") != "1":
+        return []
+    return nvidia_include_dirs()
 
 
 def source_paths(sources) -> list[str]:
@@ -100,7 +112,7 @@ def build(name: str, sources, headers=(), build_directory=None, verbose_build=No
     return cpp_extension.load(
         name=extension_name(name, sources, headers),
         sources=source_paths(sources),
-        extra_include_paths=[OPS_DIR] + nvidia_include_dirs(),
+        extra_include_paths=[OPS_DIR] + _fallback_include_dirs(home),
         extra_cflags=["-O3"],
         extra_cuda_cflags=["-O3"],
         build_directory=build_directory,
