@@ -382,7 +382,8 @@ def evaluate(
 
     for spec in specs:
         label, kind = spec["label"], spec["kind"]
-        pipe = build_pipeline(kind, clip=clip, generator=generator, mapper=spec["checkpoint"], device=device,
+        pipe = build_pipeline(kind, clip=clip, generator=None if kind in ("cvae", "gan", "real") else generator,
+                              mapper=spec["checkpoint"], device=device,
                               data=data, cache=cache, modality_shift=spec["shift"])
         opts: dict[str, Any] = {"batch_size": batch_size}
         if kind in ("flow", "cvae-mapper"):

@@ -58,10 +58,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "flow": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--layers", "2", "--hidden", "32", "--bins", "4", "--context-dim", "16"],
         "flow_noise": None,
         "cvae_mapper": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--latent-dim", "8", "--hidden", "32"],
-        "cvae": ["--steps", "10", "--batch-size", "16"],
-        "gan": ["--steps", "10", "--batch-size", "16"],
-        "prompts_n": 12,
-        "eval": ["--n-per-prompt", "2", "--batch-size", "8", "--steps", "2"],
+        "cvae": ["--steps", "10", "--batch-size", "16", "--ch", "8", "--snap-every", "10", "--threads", "1"],
+        "gan": ["--steps", "10", "--batch-size", "16", "--ch", "8", "--snap-every", "10", "--threads", "1"],
+        "prompts_n": 8,
+        "eval": ["--n-per-prompt", "2", "--batch-size", "8", "--steps", "1"],
         "eval_models": ["flow", "cvae-mapper", "cvae", "gan", "clip-opt", "unconditional", "real"],
         "ablation": True,
     },
@@ -148,8 +148,10 @@ def stage_table(preset: str, workdir: Path, assets: Path) -> list[Stage]:
         Stage("cvae-mapper", ["train", "cvae-mapper", "--pairs", "{pairs}", "--out", w("cvae-mapper"), "--seed", "0", *P["cvae_mapper"]], ["cvae-mapper"], ["pairs"],
               resume_state=workdir / "cvae_mapper.state.pt"),
         Stage("embed", ["data", "embed", "--data", "{data}", "--clip", "{clip}", *P["embed"]], [], ["data", "clip"]),
-        Stage("cvae", ["train", "cvae", "--data", "{data}", "--clip", "{clip}", "--out", w("cvae"), "--seed", "0", *P["cvae"]], ["cvae"], ["data", "clip"]),
-        Stage("gan", ["train", "gan", "--data", "{data}", "--clip", "{clip}", "--out", w("gan"), "--seed", "0", *P["gan"]], ["gan"], ["data", "clip"]),
+        Stage("cvae", ["train", "cvae", "--data", "{data}", "--clip", "{clip}", "--out", w("cvae"), "--run-dir", str(workdir / "cvae_run"),
+                       "--seed", "0", *P["cvae"]], ["cvae"], ["data", "clip"], resume_state=workdir / "cvae_run" / "state.pt"),
+        Stage("gan", ["train", "gan", "--data", "{data}", "--clip", "{clip}", "--out", w("gan"), "--run-dir", str(workdir / "gan_run"),
+                      "--seed", "0", *P["gan"]], ["gan"], ["data", "clip"], resume_state=workdir / "gan_run" / "state.pt"),
     ]
     if P.get("flow_noise"):
         stages.append(Stage("flow_noise", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow_noise"), "--seed", "0", *P["flow_noise"]], ["flow_noise"], ["pairs"]))
