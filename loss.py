@@ -91,6 +91,29 @@ def elbo(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: to
 
 
 # ---------------------------------------------------------------------------
+# Contrastive CLIP loss (toy CLIP training)
+# ---------------------------------------------------------------------------
+
+
+def clip_contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Symmetric InfoNCE loss of CLIP over a batch of matching (image, text) pairs.
+
+    ``image_emb`` and ``text_emb`` are [N, D] (normalised here); pair i is (image i, text i)
+    and every other text / image in the batch is a negative. ``logit_scale`` is the
+    log-temperature parameter (the similarity is multiplied by ``exp(logit_scale)``).
+    Returns the mean of the image->text and text->image cross-entropies (nats).
+    """
+    if image_emb.shape != text_emb.shape or image_emb.ndim != 2:
+        raise ValueError(f"expected two [N, D] embeddings of the same shape, got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
+    img = F.normalize(image_emb.float(), dim=-1)
+    txt = F.normalize(text_emb.float(), dim=-1)
+    scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=img.device).exp()
+    logits = scale * img @ txt.t()
+    target = torch.arange(len(img), device=img.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+# ---------------------------------------------------------------------------
 # StyleGAN2 training: non-saturating logistic loss, lazy R1, path-length regulariser
 # ---------------------------------------------------------------------------
 

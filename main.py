@@ -112,6 +112,93 @@ def data_preview(out, seed, n, start, ncols):
 # ---------------------------------------------------------------------------
 
 
+def _bundled_name_for(out):
+    """The bundled-model name whose file is ``out`` (so the command records it in the manifest), or None."""
+    import os
+
+    from model.bundled import NAMES, PRETRAINED_DIR
+
+    for name, fname in NAMES.items():
+        if os.path.abspath(out) == os.path.abspath(PRETRAINED_DIR / fname):
+            return name
+    return None
+
+
+@train.command("clip")
+@click.option("--data", required=True, type=click.Path(), help="CelebA-format dataset folder (e.g. the toy faces from `data synth`).")
+@click.option("--out", required=True, type=click.Path(), help="Output file: a float16 state dict that clip.load(PATH) reads. Training state goes to OUT.state.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--split-half", default="all", show_default=True, type=click.Choice(["0", "1", "all"]), help="Train on the even (0) or odd (1) rows of the train partition, or all of it.")
+@click.option("--epochs", default=20.0, show_default=True, type=float, help="Passes over the training images (ignored with --steps).")
+@click.option("--steps", default=None, type=int, help="Total optimizer steps (overrides --epochs).")
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--lr", default=2e-3, show_default=True, type=float, help="Peak learning rate (AdamW, warm-up then cosine).")
+@click.option("--resume", is_flag=True, help="Continue from OUT.state.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
+@click.option("--vision-width", default=64, show_default=True, type=int, help="ViT width (multiple of 64).")
+@click.option("--vision-patch", default=16, show_default=True, type=int, help="ViT patch size (64 / patch = grid side).")
+@click.option("--vision-layers", default=4, show_default=True, type=int)
+@click.option("--text-layers", default=3, show_default=True, type=int)
+@click.option("--embed-dim", default=128, show_default=True, type=int)
+@click.option("--eval/--no-eval", "do_eval", default=True, show_default=True, help="Evaluate on the test partition at the end.")
+def train_clip_cmd(data, out, seed, split_half, epochs, steps, batch_size, lr, resume, threads, vision_width, vision_patch, vision_layers, text_layers, embed_dim, do_eval):
+    """Train a toy CLIP (clip.model.CLIP, 64x64 ViT) contrastively on (image, caption) pairs."""
+    from model.train_clip import ClipTrainConfig, evaluate_clip, format_clip_metrics, train_clip
+
+    arch = dict(vision_width=vision_width, vision_patch_size=vision_patch, vision_layers=vision_layers, transformer_layers=text_layers, embed_dim=embed_dim)
+    cfg = ClipTrainConfig(data=data, out=out, seed=seed, split_half=split_half, epochs=epochs, steps=steps, batch_size=batch_size,
+                          lr=lr, resume=resume, threads=threads, arch=arch)
+    s = train_clip(cfg)
+    click.echo(f"wrote {out} ({s['steps']} steps, {s['train_images']} images, {s['wall_time_s']:.0f} s wall, {s['cpu_time_s']:.0f} s CPU, loss {s['final_loss_ema']}, scale {s['logit_scale']})")
+    metrics = {"wall_time_s": s["wall_time_s"], "cpu_time_s": s["cpu_time_s"], "threads": s["threads"], "steps": s["steps"], "train_images": s["train_images"], "final_loss": s["final_loss_ema"]}
+    if do_eval:
+        m = evaluate_clip(out, data)
+        click.echo(format_clip_metrics(m))
+        metrics.update(m)
+    name = _bundled_name_for(out)
+    if name is not None:
+        from model.bundled import record
+
+        record(name, out, seed, metrics=metrics, split_half=split_half, arch=s["arch"])
+        click.echo(f"recorded '{name}' in the bundled-models manifest")
+
+
+@train.command("classifier")
+@click.option("--data", required=True, type=click.Path(), help="CelebA-format dataset folder (real CelebA or the toy faces).")
+@click.option("--out", required=True, type=click.Path(), help="Output checkpoint (.safetensors). Training state goes to OUT.state.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=6.0, show_default=True, type=float)
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--resolution", default=64, show_default=True, type=int, help="Input size of the network (images are resized to it).")
+@click.option("--channels", default="32,64,128,256", show_default=True, help="Stage widths, comma-separated (each stage halves the resolution).")
+@click.option("--resume", is_flag=True, help="Continue from OUT.state.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
+@click.option("--eval/--no-eval", "do_eval", default=True, show_default=True, help="Evaluate on the test partition at the end.")
+def train_classifier_cmd(data, out, seed, epochs, batch_size, lr, resolution, channels, resume, threads, do_eval):
+    """Train the attribute classifier (all 40 CelebA attributes, loss masked to those the data has)."""
+    from model.classifier import evaluate_classifier, format_classifier_metrics, train_classifier
+
+    try:
+        chans = [int(c) for c in channels.split(",") if c.strip()]
+    except ValueError:
+        raise UserError(f"--channels '{channels}': expected comma-separated integers") from None
+    s = train_classifier(data, out, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, resolution=resolution,
+                         channels=chans, resume=resume, threads=threads)
+    click.echo(f"wrote {out} ({s['steps']} steps, {s['train_images']} images, {s['wall_time_s']:.0f} s wall, {s['cpu_time_s']:.0f} s CPU, loss {s['final_loss_ema']})")
+    metrics = {"wall_time_s": s["wall_time_s"], "cpu_time_s": s["cpu_time_s"], "threads": s["threads"], "steps": s["steps"], "train_images": s["train_images"]}
+    if do_eval:
+        m = evaluate_classifier(out, data)
+        click.echo(format_classifier_metrics(m))
+        metrics.update(m)
+    name = _bundled_name_for(out)
+    if name is not None:
+        from model.bundled import record
+
+        record(name, out, seed, metrics=metrics)
+        click.echo(f"recorded '{name}' in the bundled-models manifest")
+
+
 def _mapper_train_options(fn):
     """Options shared by `train flow` and `train cvae-mapper`."""
     opts = [
