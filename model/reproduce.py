@@ -32,7 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "toy": {
         "data_n": 30000,
         "clip": ["--epochs", "20"],
-        "classifier": ["--epochs", "6"],
+        "classifier": ["--epochs", "3", "--channels", "16,32,64,128"],
         "stylegan2": [],
         "embed": [],
         "pairs_n": 100000,

@@ -96,27 +96,44 @@ def _bundled(name):
 
 @pytest.mark.skipif(_bundled("classifier") is None, reason="bundled classifier not built yet")
 def test_real_reference_reaches_classifier_accuracy():
-    from model.classifier import load_classifier, evaluate_classifier, predict_attributes
+    """Real test images carrying the prompted attributes score what the classifier itself scores on
+    those attribute values (its recall per asked value on the test split): a perfect generator is
+    limited by the classifier only."""
+    from pathlib import Path
+
+    from dataset.celeba import CelebADataset
+    from model.classifier import load_classifier, predict_attributes
     from model.evaluate import default_data_dir, load_prompt_file
     from model.pipelines import RealPipeline
-    from pathlib import Path
 
     data = default_data_dir()
     if data is None:
         pytest.skip("no toy dataset (set TEXT2FACE_DATA)")
     clf = load_classifier(_bundled("classifier"))
-    clf_acc = evaluate_classifier(clf, data)["mean_accuracy"]
-    items = load_prompt_file(Path(__file__).resolve().parents[1] / "prompts" / "toy.jsonl")[:40]
+    items = load_prompt_file(Path(__file__).resolve().parents[1] / "prompts" / "toy.jsonl")
+    items = [it for it in items if not it.get("unseen_combination")][:30]  # a real image matches every prompt
     attrs = [it["attributes"] for it in items]
     pipe = RealPipeline(data)
     imgs = pipe.generate([it["prompt"] for it in items], 4, seed=0, attributes=attrs)
     probs = predict_attributes(clf, imgs)
     rows = [a for a in attrs for _ in range(4)]
-    # Only prompts some real image satisfies (unseen combinations have no exact real match).
-    keep = [i for i, it in enumerate(items) if not it.get("unseen_combination")]
-    sel = [i * 4 + j for i in keep for j in range(4)]
-    acc = M.attribute_accuracy(probs[sel], [rows[i] for i in sel], clf.attr_names, mask=clf.attr_mask)["accuracy"]
-    assert acc >= clf_acc - 0.02
+    acc = M.attribute_accuracy(probs, rows, clf.attr_names, mask=clf.attr_mask)
+    # The classifier's own accuracy on the same asked values, over the whole test split.
+    ds = CelebADataset(data, "test")
+    test_probs = predict_attributes(clf, ds.images_uint8(progress=False)[:500]).numpy()
+    truth = np.asarray(ds.attrs)[:500]
+    want, total = 0.0, 0
+    for a in rows:
+        for k, v in a.items():
+            j = clf.attr_names.index(k)
+            if not bool(clf.attr_mask[j]):
+                continue
+            sel = truth[:, j] == v
+            want += float(((test_probs[sel, j] > 0.5) == (v > 0)).mean())
+            total += 1
+    assert acc["scored"] == total
+    print(f"real reference {acc['accuracy']:.3f}; classifier on the same asked values {want / total:.3f}")
+    assert acc["accuracy"] >= want / total - 0.08
 
 
 @pytest.mark.skipif(_bundled("clip_eval") is None, reason="bundled evaluation CLIP not built yet")
