@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 PRESETS: dict[str, dict[str, Any]] = {
     "toy": {
         "data_n": 30000,
-        "clip": ["--epochs", "20"],
+        "clip": ["--steps", "1200"],
         "classifier": ["--epochs", "3", "--channels", "16,32,64,128"],
         "stylegan2": [],
         "embed": [],
