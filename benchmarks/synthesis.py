@@ -118,7 +118,7 @@ def main(argv=None) -> None:
                     ips, n, cpu = bench(G, batch, args.device, args.min_time, args.max_iters, **kw)
                     desc = f"modconv={'auto' if fused is None else ('fused' if fused else 'shared')}, " \
                            f"channels_last={'auto' if cl is None else cl}"
-                    print(f"  batch {batch:2d}  {ips:8.3f} img/s  ({1000 * batch / ips:8.1f} ms/img, {cpu:6.2f} CPU-s/img, {n} timed calls; {desc})",
+                    print(f"  batch {batch:2d}  {ips:8.3f} img/s  ({1000 / ips:8.1f} ms/img, {cpu:6.2f} CPU-s/img, {n} timed calls; {desc})",
                           flush=True)
         del G
 

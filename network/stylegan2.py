@@ -271,9 +271,11 @@ class SynthesisBlock(nn.Module):
         dtype = torch.float16 if (self.use_fp16 and not force_fp32 and device.type == "cuda") else torch.float32
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if fused_modconv is None:
-            # One grouped convolution per layer is cheapest for a single sample; for a batch a
-            # shared convolution on style-scaled activations is (and stays finite in float16).
-            fused_modconv = (not self.training) and ws.shape[0] == 1
+            # CPU: one shared convolution on style-scaled activations measured fastest for every
+            # batch size (benchmarks/RESULTS.md). CUDA: per-sample weights in one grouped convolution
+            # in float32 or for a single sample; shared otherwise (stays finite in float16).
+            fused_modconv = (not self.training and device.type != "cpu"
+                             and (dtype == torch.float32 or ws.shape[0] == 1))
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=memory_format)
         else:
