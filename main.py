@@ -320,6 +320,7 @@ def _baseline_train_options(fn):
         click.option("--snap-every", default=500, show_default=True, type=int, help="Checkpoint, training state and image grid every this many steps."),
         click.option("--max-minutes", default=None, type=float, help="Stop early (with a checkpoint) after this much training time."),
         click.option("--resume", is_flag=True, help="Continue from the training state in the run folder."),
+        click.option("--init-from", default=None, type=click.Path(dir_okay=False), help="Start from the weights of another run's RUN/state.pt (same kind and sizes; a differently sized condition layer starts fresh)."),
         click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
         click.option("--threads", default=None, type=int, help="torch CPU threads (1 is fastest on a busy machine)."),
     ]
@@ -328,7 +329,7 @@ def _baseline_train_options(fn):
     return fn
 
 
-def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_size, seed, snap_every, max_minutes, resume, device, threads, **hp):
+def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_size, seed, snap_every, max_minutes, resume, init_from, device, threads, **hp):
     from pathlib import Path
 
     from model.baselines import run_training
@@ -340,7 +341,8 @@ def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_
     arch = {k: v for k, v in hp.items() if k in ("ch", "z_dim") and v is not None}
     tcfg = {k: v for k, v in hp.items() if k not in ("ch", "z_dim") and v is not None}
     s = run_training(kind, data, cond, clip_name, out, run_dir=run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
-                     threads=threads, device=device, max_minutes=max_minutes, snap_every=snap_every, arch=arch, train_cfg=tcfg)
+                     threads=threads, device=device, max_minutes=max_minutes, snap_every=snap_every, arch=arch, train_cfg=tcfg,
+                     init_from=init_from)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items())
     click.echo(f"wrote {out} ({s['steps']} steps{' (stopped by --max-minutes)' if s['stopped_early'] else ''}, {s['train_images']} images, "
                f"{s['seconds']:.0f} s wall, {s['cpu_seconds_this_run']:.0f} s CPU, {losses}); grids in {s['run_dir']}")
@@ -359,7 +361,7 @@ def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_
 @click.option("--ch", default=None, type=int, help="Base channel count (default 16).")
 @click.option("--z-dim", default=None, type=int, help="Latent size (default 64).")
 @click.option("--kl-weight", default=None, type=float, help="Weight of the KL term (default 1).")
-@click.option("--kl-warmup", default=None, type=int, help="Steps of linear KL warm-up (default 1000).")
+@click.option("--kl-warmup", default=None, type=int, help="Steps of linear KL warm-up (default 300).")
 @click.option("--sigma", default=None, type=float, help="Std of the Gaussian pixel likelihood, images in [-1, 1] (default 0.1).")
 @click.option("--lr", default=None, type=float, help="Adam learning rate (default 1e-3).")
 def train_cvae_cmd(**kw):

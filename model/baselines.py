@@ -42,7 +42,7 @@ FORMAT = "text2face-baseline-v1"
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cvae": {
         "arch": {"z_dim": 64, "ch": 16, "embed_dim": 128},
-        "train": {"lr": 1e-3, "batch_size": 64, "sigma": 0.1, "kl_weight": 1.0, "kl_warmup": 1000, "flip": True},
+        "train": {"lr": 1e-3, "batch_size": 64, "sigma": 0.1, "kl_weight": 1.0, "kl_warmup": 300, "flip": True},
     },
     "gan": {
         "arch": {"z_dim": 64, "ch": 32, "embed_dim": 128},
@@ -213,6 +213,7 @@ def train_baseline(
     extra_config: dict[str, Any] | None = None,
     max_seconds: float | None = None,
     device: str | torch.device = "cpu",
+    init_from: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train the image CVAE (``kind='cvae'``) or the conditional GAN (``'gan'``) for ``steps`` steps in total.
 
@@ -221,6 +222,9 @@ def train_baseline(
     (fixed conditions, one row each: the real image, then samples). Returns a summary with the
     final losses, the steps run and wall time. Raises ``TrainingDiverged`` on a NaN/inf loss.
     ``max_seconds`` stops early (with a checkpoint) once that much training time has passed.
+    ``init_from``: a training state (``RUN/state.pt``) of the same kind whose weights start this run,
+    except tensors whose shape differs (the condition's input layer when the conditioning changes,
+    e.g. attributes -> CLIP text); optimizers start fresh.
     """
     device = torch.device(device)
     if kind not in KINDS:
@@ -283,6 +287,21 @@ def train_baseline(
         torch.set_rng_state(st["torch_state"])
         step, elapsed_before = int(st["step"]), float(st.get("elapsed", 0.0))
         history = list(st.get("history", []))
+
+    elif init_from is not None:
+        st = load_training_state(init_from)
+        if st.get("kind") != kind or "nets" not in st:
+            raise UserError(f"--init-from {init_from}: not a training state of a '{kind}' run")
+        if st["arch"] != arch:
+            raise UserError(f"--init-from {init_from}: architecture {st['arch']} differs from this run's {arch}")
+        skipped = []
+        for k, m in nets.items():
+            own = m.state_dict()
+            src = {n: v for n, v in st["nets"][k].items() if n in own and own[n].shape == v.shape}
+            skipped += [f"{k}.{n}" for n in own if n not in src]
+            own.update(src)
+            m.load_state_dict(own)
+        tcfg["init_from"] = {"path": str(init_from), "step": int(st["step"]), "cond": st.get("cond"), "not_loaded": skipped}
 
     # Fixed conditions and latents for the progress grids.
     fgen = torch.Generator().manual_seed(12345)
@@ -428,7 +447,8 @@ def load_train_data(data_dir: str | os.PathLike, cond: str, clip: str | None = N
 def run_training(kind: str, data_dir: str, cond: str, clip: str | None, out: str, run_dir: str | None = None,
                  steps: int = 4000, batch_size: int | None = None, seed: int = 0, resume: bool = False,
                  threads: int | None = None, device: str = "cpu", max_minutes: float | None = None,
-                 snap_every: int = 500, arch: dict[str, Any] | None = None, train_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+                 snap_every: int = 500, arch: dict[str, Any] | None = None, train_cfg: dict[str, Any] | None = None,
+                 init_from: str | None = None) -> dict[str, Any]:
     """What ``train cvae`` / ``train gan`` do: load the data, train, return a summary."""
     if threads is not None:
         if threads < 1:
@@ -440,7 +460,7 @@ def run_training(kind: str, data_dir: str, cond: str, clip: str | None, out: str
     extra = {"clip": str(clip) if cond == "clip" else None}
     s = train_baseline(kind, data, cond, out, run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
                        snap_every=snap_every, grid_every=snap_every, arch=arch, train_cfg=train_cfg, extra_config=extra,
-                       max_seconds=None if max_minutes is None else 60.0 * max_minutes, device=device)
+                       max_seconds=None if max_minutes is None else 60.0 * max_minutes, device=device, init_from=init_from)
     s["run_dir"] = str(run_dir)
     s["train_images"] = len(data)
     s["threads"] = torch.get_num_threads()
@@ -567,3 +587,48 @@ def load_baseline(path: str | os.PathLike, device: str | torch.device = "cpu", e
     except RuntimeError as e:
         raise UserError(f"{path}: weights do not match the recorded architecture ({str(e).splitlines()[0]})") from None
     return Baseline(net, cfg, str(path)).to(device)
+
+
+def read_prompt_file(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Lines of a prompts file: ``{"prompt": ..., "attributes": {name: +-1}}``."""
+    import json
+
+    rows = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read prompts file ({e.strerror})") from None
+    for i, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise UserError(f"{path}:{i}: not a JSON object") from None
+    return rows
+
+
+@torch.no_grad()
+def steering_accuracy(model: Baseline, classifier, prompts: Sequence[dict[str, Any]], n: int = 8, seed: int = 0,
+                      clip_model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """How often the attribute classifier finds the prompted attributes in the samples.
+
+    ``accuracy``: samples of prompt p scored against p's attributes. ``chance``: the same
+    samples scored against the attributes of another prompt (p + 1), i.e. what an image that
+    ignores its prompt scores on this prompt file.
+    """
+    from model.classifier import predict_attributes
+    from model.metrics import attribute_accuracy
+
+    if model.cond == "attr":
+        cond = model.attribute_condition([p["attributes"] for p in prompts])
+    else:
+        cond = model.text_condition(clip_model, [p["prompt"] for p in prompts])
+    imgs = model.sample(cond, n, seed=seed)
+    probs = predict_attributes(classifier, imgs)
+    names = classifier.attr_names
+    own = [p["attributes"] for p in prompts for _ in range(n)]
+    other = [prompts[(i + 1) % len(prompts)]["attributes"] for i in range(len(prompts)) for _ in range(n)]
+    a = attribute_accuracy(probs, own, names, mask=classifier.attr_mask)
+    b = attribute_accuracy(probs, other, names, mask=classifier.attr_mask)
+    return {"accuracy": a["accuracy"], "chance": b["accuracy"], "per_attribute": a["per_attribute"],
+            "scored": a["scored"], "n_prompts": len(prompts), "n_per_prompt": n}

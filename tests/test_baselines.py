@@ -234,3 +234,15 @@ def test_train_commands_on_toy_faces(tmp_path, toy_dir, capsys):
     capsys.readouterr()
     assert main.main(["train", "gan", "--data", str(tmp_path / "nowhere"), "--cond", "attr", "--out", str(gan_out)]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_init_from_other_conditioning(tmp_path, data):
+    kw = dict(batch_size=8, progress=False, arch={"ch": 8}, grid_every=100)
+    train_baseline("gan", data, "attr", tmp_path / "a.safetensors", tmp_path / "a", steps=2, **kw)
+    train_baseline("gan", data, "clip", tmp_path / "b.safetensors", tmp_path / "b", steps=1, init_from=tmp_path / "a" / "state.pt", **kw)
+    info = load_baseline(tmp_path / "b.safetensors").config["train"]["init_from"]
+    assert info["cond"] == "attr" and info["step"] == 2
+    # Only the condition's input layers (40 -> 24 inputs) start fresh.
+    assert sorted(info["not_loaded"]) == ["D.embed.net.0.weight", "G.embed.net.0.weight", "G_ema.embed.net.0.weight"]
+    with pytest.raises(UserError, match="not a training state of a 'cvae' run"):
+        train_baseline("cvae", data, "clip", tmp_path / "c.safetensors", tmp_path / "c", steps=1, init_from=tmp_path / "a" / "state.pt", **kw)
