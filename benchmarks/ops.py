@@ -3,9 +3,9 @@
     python benchmarks/ops.py                 # CPU reference path (+ CUDA ref vs kernel if a GPU exists)
     python benchmarks/ops.py --threads 2 --repeats 10 --quick
 
-On the CPU it times the reference path, and for upfirdn2d also the straightforward
-construction (zero insertion + padding + one depthwise convolution at full resolution +
-striding) that the reference path improves on. With a GPU it times the reference path and
+On the CPU it times the reference path, and also the straightforward constructions that it
+improves on ("naive": for upfirdn2d zero insertion + padding + one depthwise convolution at
+full resolution + striding; for bias_act one new tensor per step). With a GPU it times the reference path and
 the CUDA kernels on the GPU, in float32 and float16, forward and forward + backward.
 Prints the machine and the date first; each figure is the median of --repeats runs, in ms.
 """
@@ -67,15 +67,20 @@ def naive_upfirdn2d(x, f, up, down, pad):
     return x[:, :, ::down, ::down]
 
 
+def naive_bias_act(x, b, alpha=0.2, gain=2 ** 0.5, clamp=256):
+    """One new tensor per step: add the bias, activate, scale, clamp."""
+    return (F.leaky_relu(x + b.reshape(1, -1, 1, 1), alpha) * gain).clamp(-clamp, clamp)
+
+
 def cases(quick):
     s = 2 if quick else 1
     f = setup_filter([1, 3, 3, 1])
     yield ("bias_act lrelu+clamp [8,512,32,32]", "bias_act",
            lambda d, dt: (torch.randn(8, 512, 32, 32, device=d, dtype=dt), torch.randn(512, device=d, dtype=dt)),
-           lambda x, b, impl: bias_act(x, b, act="lrelu", clamp=256, impl=impl))
+           lambda x, b, impl: bias_act(x, b, act="lrelu", clamp=256, impl=impl), naive_bias_act)
     yield (f"bias_act lrelu+clamp [8,128,{128 // s},{128 // s}]", "bias_act",
            lambda d, dt: (torch.randn(8, 128, 128 // s, 128 // s, device=d, dtype=dt), torch.randn(128, device=d, dtype=dt)),
-           lambda x, b, impl: bias_act(x, b, act="lrelu", clamp=256, impl=impl))
+           lambda x, b, impl: bias_act(x, b, act="lrelu", clamp=256, impl=impl), naive_bias_act)
     r = 129 // s
     yield (f"upfirdn2d FIR 4x4 pad 1 [1,1024,{r},{r}] (after a transposed conv)", "upfirdn2d",
            lambda d, dt: (torch.randn(1, 1024, r, r, device=d, dtype=dt),),
