@@ -298,10 +298,12 @@ def train_stylegan_cmd(data, out, res, kimg, batch_size, cbase, cmax, map_layers
     click.echo(f"{s['run']}: kimg {s['kimg']:.1f} ({s['step']} steps, {s['wall_time_s'] / 3600:.2f} h); latest snapshot {s['snapshot']}")
     if export:
         click.echo(f"wrote {export}")
-        name = _bundled_name_for(export)
-        if name is not None:
-            from model.bundled import record
+        import os
 
+        from model.bundled import NAMES, PRETRAINED_DIR, record
+
+        if os.path.abspath(export) == os.path.abspath(PRETRAINED_DIR / NAMES["generator"]):
+            name = "generator"
             record(name, export, s["config"]["seed"], metrics={"kimg": s["kimg"], "training_wall_time_s": round(s["wall_time_s"], 1)},
                    config=s["config"])
             click.echo(f"recorded '{name}' in the bundled-models manifest")

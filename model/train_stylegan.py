@@ -448,3 +448,68 @@ def train_stylegan(cfg: StyleGANTrainConfig, _hook: Callable[[int, int], None] |
                          training_wall_time_s=round(summary["wall_time_s"], 1))
         summary["export"] = cfg.export
     return summary
+
+
+# ---------------------------------------------------------------------------
+# Quality of a trained generator
+# ---------------------------------------------------------------------------
+
+
+def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, classifier: str | os.PathLike | None = None,
+                       clip_eval: str | None = None, n: int = 2000, seed: int = 0, truncation_psi: float = 1.0,
+                       progress: bool = True) -> dict[str, Any]:
+    """Quality figures of a generator against a CelebA-format dataset.
+
+    With ``classifier``: per rendered attribute, the frequency of (probability > 0.5) on ``n``
+    samples next to the attribute's frequency in the training split, and the fraction of
+    unambiguous samples (every rendered attribute's probability < 0.2 or > 0.8), with the same
+    fraction on the real test images for reference. With ``clip_eval``: the Fréchet distance of
+    the samples' CLIP image features to the test images', next to the distance between ``n``
+    training images and the test images.
+    """
+    from dataset.celeba import ATTRIBUTES, CelebADataset
+    from model.generator import load_generator, sample_images
+    from torch_utils.misc import to_uint8
+
+    G = load_generator(generator)
+    seeds = list(range(seed, seed + n))
+    fakes = torch.from_numpy(to_uint8(sample_images(G, seeds, truncation_psi, progress=progress))).permute(0, 3, 1, 2)
+    train = CelebADataset(data, "train", resolution=G.img_resolution)
+    test = CelebADataset(data, "test", resolution=G.img_resolution)
+    out: dict[str, Any] = {"generator": str(generator), "n_samples": n, "truncation_psi": truncation_psi}
+    if classifier is not None:
+        from model.classifier import load_classifier, predict_attributes
+
+        clf = load_classifier(classifier)
+        mask = np.asarray(train.attr_mask, dtype=bool) & clf.attr_mask.numpy()
+        idx = np.flatnonzero(mask)
+        probs = predict_attributes(clf, fakes).numpy()[:, idx]
+        train_freq = (np.asarray(train.attrs)[:, idx] > 0).mean(0)
+        gen_freq = (probs > 0.5).mean(0)
+        test_probs = predict_attributes(clf, test.images_uint8(progress=progress)).numpy()[:, idx]
+        per = {ATTRIBUTES[i]: {"train": round(float(t), 4), "generated": round(float(g), 4),
+                               "abs_diff": round(float(abs(g - t)), 4)} for i, t, g in zip(idx, train_freq, gen_freq)}
+        diffs = [v["abs_diff"] for v in per.values()]
+        out.update(
+            attributes=per,
+            max_abs_freq_diff=max(diffs),
+            attributes_within_0_05=int(sum(d <= 0.05 for d in diffs)),
+            n_attributes=len(diffs),
+            unambiguous_fraction=round(float(((probs < 0.2) | (probs > 0.8)).all(1).mean()), 4),
+            unambiguous_fraction_real_test=round(float(((test_probs < 0.2) | (test_probs > 0.8)).all(1).mean()), 4),
+        )
+    if clip_eval is not None:
+        from model.clip_io import encode_images, load_clip
+        from model.metrics import frechet_distance
+
+        model = load_clip(clip_eval)
+        test_imgs = test.images_uint8(progress=progress)
+        train_imgs = train.images_uint8(progress=progress)
+        pick = torch.randperm(len(train_imgs), generator=torch.Generator().manual_seed(seed))[:min(n, len(train_imgs))]
+        f_test = encode_images(model, test_imgs, progress=progress)
+        f_fake = encode_images(model, fakes, progress=progress)
+        f_train = encode_images(model, train_imgs[pick], progress=progress)
+        out.update(fd_clip_generated_vs_test=round(frechet_distance(f_fake, f_test), 4),
+                   fd_clip_train_vs_test=round(frechet_distance(f_train, f_test), 4),
+                   n_test_images=len(test_imgs))
+    return out
