@@ -322,6 +322,7 @@ def _baseline_train_options(fn):
         click.option("--snap-every", default=500, show_default=True, type=int, help="Checkpoint, training state and image grid every this many steps."),
         click.option("--max-minutes", default=None, type=float, help="Stop early (with a checkpoint) after this much training time."),
         click.option("--resume", is_flag=True, help="Continue from the training state in the run folder."),
+        click.option("--max-images", default=None, type=int, help="Train on the first N images of the train split only (their caption embeddings are computed directly)."),
         click.option("--init-from", default=None, type=click.Path(dir_okay=False), help="Start from the weights of another run's RUN/state.pt (same kind and sizes; a differently sized condition layer starts fresh)."),
         click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
         click.option("--threads", default=None, type=int, help="torch CPU threads (1 is fastest on a busy machine)."),
@@ -331,7 +332,7 @@ def _baseline_train_options(fn):
     return fn
 
 
-def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_size, seed, snap_every, max_minutes, resume, init_from, device, threads, **hp):
+def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_size, seed, snap_every, max_minutes, resume, init_from, max_images, device, threads, **hp):
     from pathlib import Path
 
     from model.baselines import run_training
@@ -344,7 +345,7 @@ def _train_baseline_cmd(kind, data, cond, clip_name, out, run_dir, steps, batch_
     tcfg = {k: v for k, v in hp.items() if k not in ("ch", "z_dim") and v is not None}
     s = run_training(kind, data, cond, clip_name, out, run_dir=run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
                      threads=threads, device=device, max_minutes=max_minutes, snap_every=snap_every, arch=arch, train_cfg=tcfg,
-                     init_from=init_from)
+                     init_from=init_from, max_images=max_images)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items())
     click.echo(f"wrote {out} ({s['steps']} steps{' (stopped by --max-minutes)' if s['stopped_early'] else ''}, {s['train_images']} images, "
                f"{s['seconds']:.0f} s wall, {s['cpu_seconds_this_run']:.0f} s CPU, {losses}); grids in {s['run_dir']}")

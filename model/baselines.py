@@ -417,10 +417,13 @@ def train_baseline(
 
 
 def load_train_data(data_dir: str | os.PathLike, cond: str, clip: str | None = None, split: str = "train",
-                    resolution: int = 64, progress: bool = True) -> TrainData:
+                    resolution: int = 64, progress: bool = True, max_images: int | None = None,
+                    captions_per_image: int = 4) -> TrainData:
     """Images (in memory, uint8), attributes and, for ``cond='clip'``, the cached caption embeddings.
 
-    Missing embedding caches are computed with ``dataset.embeddings`` (as ``data embed`` does)."""
+    Missing embedding caches are computed with ``dataset.embeddings`` (as ``data embed`` does).
+    ``max_images`` keeps the first N images of the split; their caption embeddings (the same
+    seeded captions the cache holds) are then computed directly instead of caching the whole split."""
     from dataset.celeba import ATTRIBUTES, CelebADataset
 
     if cond not in COND_KINDS:
@@ -431,9 +434,24 @@ def load_train_data(data_dir: str | os.PathLike, cond: str, clip: str | None = N
     images = ds.images_uint8(progress=progress)
     attrs = torch.from_numpy(np.asarray(ds.attrs, dtype=np.int8))
     text, caps, ident = None, None, None
+    if cond == "clip" and clip is None:
+        raise UserError("--cond clip needs --clip (a CLIP model name or file)")
+    if max_images is not None and max_images < len(ds):
+        if max_images < 2:
+            raise UserError("--max-images must be at least 2")
+        m = int(max_images)
+        images, attrs = images[:m].clone(), attrs[:m].clone()
+        if cond == "clip":
+            from dataset.captions import captions as make_captions
+            from model.clip_io import clip_identity, encode_text, load_clip
+
+            caps = make_captions(ds.attrs[:m], seed=0, n_per_image=captions_per_image, mask=ds.attr_mask, indices=ds.indices[:m])
+            flat = [c for cs in caps for c in cs]
+            text = encode_text(load_clip(clip), flat, truncate=True, progress=progress).view(m, captions_per_image, -1)
+            ident = clip_identity(clip)
+        return TrainData(images, attrs, text, captions=caps, attr_names=list(ATTRIBUTES),
+                         source=f"{data_dir}:{split}[:{m}]", clip_identity=ident)
     if cond == "clip":
-        if clip is None:
-            raise UserError("--cond clip needs --clip (a CLIP model name or file)")
         from dataset.embeddings import load_embeddings
 
         emb = load_embeddings(data_dir, clip, split=split, resolution=resolution, progress=progress)
@@ -448,7 +466,7 @@ def run_training(kind: str, data_dir: str, cond: str, clip: str | None, out: str
                  steps: int = 4000, batch_size: int | None = None, seed: int = 0, resume: bool = False,
                  threads: int | None = None, device: str = "cpu", max_minutes: float | None = None,
                  snap_every: int = 500, arch: dict[str, Any] | None = None, train_cfg: dict[str, Any] | None = None,
-                 init_from: str | None = None) -> dict[str, Any]:
+                 init_from: str | None = None, max_images: int | None = None) -> dict[str, Any]:
     """What ``train cvae`` / ``train gan`` do: load the data, train, return a summary."""
     if threads is not None:
         if threads < 1:
@@ -456,7 +474,7 @@ def run_training(kind: str, data_dir: str, cond: str, clip: str | None, out: str
         torch.set_num_threads(threads)
     if run_dir is None:
         run_dir = str(Path("runs") / f"train-{kind}-{Path(out).stem}")
-    data = load_train_data(data_dir, cond, clip)
+    data = load_train_data(data_dir, cond, clip, max_images=max_images)
     extra = {"clip": str(clip) if cond == "clip" else None}
     s = train_baseline(kind, data, cond, out, run_dir, steps=steps, batch_size=batch_size, seed=seed, resume=resume,
                        snap_every=snap_every, grid_every=snap_every, arch=arch, train_cfg=train_cfg, extra_config=extra,

@@ -226,6 +226,15 @@ def test_train_commands_on_toy_faces(tmp_path, toy_dir, capsys):
     capsys.readouterr()
     assert main.main(["train", "cvae", "--cond", "attr", "--out", str(out), *common, "--resume"]) == 1
     assert "--cond clip" in capsys.readouterr().err
+    # --max-images: the first N images, with the same caption embeddings the cache holds.
+    from model.baselines import load_train_data
+
+    full = load_train_data(toy_dir, "clip", str(clip_path), progress=False)
+    part = load_train_data(toy_dir, "clip", str(clip_path), progress=False, max_images=6, captions_per_image=full.text_emb.shape[1])
+    assert part.images.shape[0] == 6 and torch.equal(part.images, full.images[:6])
+    assert [list(c) for c in part.captions] == [list(c) for c in full.captions[:6]]
+    assert torch.allclose(part.text_emb, full.text_emb[:6], atol=1e-4)
+    assert part.clip_identity == full.clip_identity
     gan_out = tmp_path / "gan.safetensors"
     assert main.main(["train", "gan", "--cond", "attr", "--out", str(gan_out), *common[:-2], "--run-dir", str(tmp_path / "g")]) == 0
     g = load_baseline(gan_out)
