@@ -63,11 +63,12 @@ def sample(generator, seeds, truncation_psi, noise_mode, class_idx, out, device)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="Rendering processes.")
 @click.option("--size", default=64, show_default=True, type=int, help="Image size in pixels.")
-def data_synth(out, n, seed, workers, size):
+@click.option("--style", default=1, show_default=True, type=click.IntRange(1, 2), help="Drawing style: 2 draws the small features (mouth, bangs, moustache, goatee, earrings) larger and with more contrast.")
+def data_synth(out, n, seed, workers, size, style):
     """Render the toy-face dataset: img_align_celeba/*.jpg, list_attr_celeba.txt, list_eval_partition.txt."""
     from dataset.toyfaces import write_dataset
 
-    r = write_dataset(out, n, seed=seed, workers=workers, size=size)
+    r = write_dataset(out, n, seed=seed, workers=workers, size=size, style=style)
     click.echo(f"wrote {r['n']} faces to {out} in {r['seconds']:.1f} s ({r['images_per_s']:.0f} images/s)")
 
 

@@ -218,6 +218,7 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
         return max(1, int(round(w * k)))
 
     male = a["Male"] == 1
+    bold = n.get("style", 1) >= 2  # style 2: larger, higher-contrast small features
     cx, cy = 64.0, 68.0
     rx, ry = n["face_rx"] + (2 if male else -1), n["face_ry"]
     skin = np.array([246, 232, 226]) if a["Pale_Skin"] == 1 else n["skin"]
@@ -259,7 +260,7 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
     # Top hair over the forehead (hairline), with a parting.
     if has_hair:
         top = cy - ry - n["hair_top"]
-        hl = cy - ry * 0.55
+        hl = cy - ry * (0.62 if bold else 0.55)
         d.chord(box(cx - rx - 1, top, cx + rx + 1, 2 * hl - top), 180, 360, fill=hair_c)
         if not male:  # hair falls down the sides of the face
             d.rectangle(box(cx - rx - 2, hl - 4, cx - rx + 5, cy + 22), fill=hair_c)
@@ -275,7 +276,7 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
     # Bangs: a fringe covering the forehead down to the brows, with a jagged edge.
     if a["Bangs"] == 1:
         hl = cy - ry * 0.55
-        edge = cy - 16
+        edge = cy - 11 if bold else cy - 16
         poly = [(cx - rx + 1, hl - 6), (cx + rx - 1, hl - 6)]
         nt = 7
         for j in range(nt + 1):
@@ -316,17 +317,25 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
         d.chord(box(cx - rx, cy - ry, cx + rx, cy + ry), 5, 175, fill=facial_hair_c)
         d.rectangle(box(cx - rx + 3, cy + 10, cx + rx - 3, cy + ry - 6), fill=facial_hair_c)
         d.ellipse(box(cx - 11, my - 7, cx + 11, my + 7), fill=skin_c)
+    if bold:
+        facial_hair_c = _c(hair, 0.55) if colour != "Black_Hair" else _c((10, 10, 12))
     if a["Goatee"] == 1:
-        d.ellipse(box(cx - 8, my + 5, cx + 8, cy + ry + 3), fill=facial_hair_c)
+        g = 3 if bold else 0
+        d.ellipse(box(cx - 8 - g, my + 5 - g, cx + 8 + g, cy + ry + 3), fill=facial_hair_c)
     if a["Mustache"] == 1:
-        d.polygon(pts([(cx - 12, my - 2), (cx - 8, my - 8), (cx + 8, my - 8), (cx + 12, my - 2), (cx, my - 5)]),
-                  fill=facial_hair_c)
+        if bold:
+            d.polygon(pts([(cx - 14, my), (cx - 9, my - 9), (cx + 9, my - 9), (cx + 14, my), (cx, my - 4)]),
+                      fill=facial_hair_c)
+        else:
+            d.polygon(pts([(cx - 12, my - 2), (cx - 8, my - 8), (cx + 8, my - 8), (cx + 12, my - 2), (cx, my - 5)]),
+                      fill=facial_hair_c)
 
     # Mouth.
     mw = 9 * n["mouth_w"]
-    lip = (200, 20, 45) if a["Wearing_Lipstick"] == 1 else tuple(np.array(skin) * np.array([0.78, 0.55, 0.52]))
+    plain_lip = [0.5, 0.3, 0.3] if bold else [0.78, 0.55, 0.52]
+    lip = (200, 20, 45) if a["Wearing_Lipstick"] == 1 else tuple(np.array(skin) * np.array(plain_lip))
     lip_c = _c(lip)
-    lw = 4.5 if a["Wearing_Lipstick"] == 1 else 2.2
+    lw = 4.5 if a["Wearing_Lipstick"] == 1 else (3.5 if bold else 2.2)
     smiling, open_ = a["Smiling"] == 1, a["Mouth_Slightly_Open"] == 1
     if smiling:
         mw += 2.5
@@ -336,11 +345,15 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
             d.arc(box(cx - mw - 1, my - 8, cx + mw + 1, my + 8), 0, 180, fill=lip_c, width=W(lw * 0.8))
             d.line(pts([(cx - mw, my), (cx + mw, my)]), fill=lip_c, width=W(lw * 0.6))
         else:
-            d.arc(box(cx - mw, my - 9, cx + mw, my + 5), 15, 165, fill=lip_c, width=W(lw))
+            if bold:
+                d.arc(box(cx - mw - 2, my - 14, cx + mw + 2, my + 6), 10, 170, fill=lip_c, width=W(lw))
+            else:
+                d.arc(box(cx - mw, my - 9, cx + mw, my + 5), 15, 165, fill=lip_c, width=W(lw))
     else:
         if open_:
-            d.ellipse(box(cx - mw * 0.6 - 1, my - 4, cx + mw * 0.6 + 1, my + 4), fill=lip_c)
-            d.ellipse(box(cx - mw * 0.6 + 1.5, my - 2.2, cx + mw * 0.6 - 1.5, my + 2.2), fill=(60, 12, 18, 255))
+            o = 2 if bold else 0
+            d.ellipse(box(cx - mw * 0.6 - 1, my - 4 - o, cx + mw * 0.6 + 1, my + 4 + o), fill=lip_c)
+            d.ellipse(box(cx - mw * 0.6 + 1.5, my - 2.2 - o, cx + mw * 0.6 - 1.5, my + 2.2 + o), fill=(60, 12, 18, 255))
         else:
             d.line(pts([(cx - mw, my), (cx + mw, my)]), fill=lip_c, width=W(lw))
 
@@ -348,7 +361,10 @@ def _draw_face_layer(a: dict[str, int], n: dict, S: int):
     if a["Wearing_Earrings"] == 1:
         for sx in (-1, 1):
             ex = cx + sx * (rx - 1)
-            d.ellipse(box(ex - 4.5, cy + 8, ex + 4.5, cy + 17), fill=_c(n["earring"]), outline=(20, 20, 20, 255), width=W(1.2))
+            if bold:
+                d.ellipse(box(ex - 6, cy + 8, ex + 6, cy + 20), fill=_c(n["earring"]), outline=(20, 20, 20, 255), width=W(1.5))
+            else:
+                d.ellipse(box(ex - 4.5, cy + 8, ex + 4.5, cy + 17), fill=_c(n["earring"]), outline=(20, 20, 20, 255), width=W(1.2))
 
     # Eyeglasses: dark frames across both eyes, bridge and temples.
     if a["Eyeglasses"] == 1:
@@ -406,12 +422,17 @@ def _background(n: dict, S: int):
     return img.convert("RGBA")
 
 
-def render_face(attrs: dict[str, int], nuisance: dict, size: int = 64) -> np.ndarray:
-    """Draw one face -> uint8 [size, size, 3] (before JPEG)."""
+def render_face(attrs: dict[str, int], nuisance: dict, size: int = 64, style: int = 1) -> np.ndarray:
+    """Draw one face -> uint8 [size, size, 3] (before JPEG).
+
+    ``style`` 1 is the original drawing; style 2 draws the small features (mouth and smile,
+    bangs, moustache, goatee, earrings) larger and with more contrast. Attributes and
+    nuisance are the same in both styles.
+    """
     from PIL import Image
 
     S = 2 * size
-    layer = _draw_face_layer(attrs, nuisance, S)
+    layer = _draw_face_layer(attrs, dict(nuisance, style=style), S)
     # Tilt, scale and move the face (inverse affine: output pixel -> layer pixel).
     th = math.radians(nuisance["tilt"])
     sc = nuisance["scale"]
@@ -463,7 +484,8 @@ def _streams(seed: int, index: int):
     return np.random.default_rng([seed, index, 0]), np.random.default_rng([seed, index, 1])
 
 
-def render(seed: int, index: int = 0, overrides: dict[str, int] | None = None, size: int = 64, jpeg: bool = False):
+def render(seed: int, index: int = 0, overrides: dict[str, int] | None = None, size: int = 64, jpeg: bool = False,
+           style: int = 1):
     """Image ``index`` of the toy world with ``seed`` -> (uint8 [size, size, 3], np.int8 [40] attributes).
 
     ``overrides`` ({name: +1/-1}) change attributes while keeping the same face and nuisance.
@@ -472,7 +494,7 @@ def render(seed: int, index: int = 0, overrides: dict[str, int] | None = None, s
     ra, rn = _streams(seed, index)
     a = resolve_overrides(sample_attributes(ra), overrides)
     nui = sample_nuisance(rn)
-    img = render_face(a, nui, size)
+    img = render_face(a, nui, size, style)
     if jpeg:
         img = _jpeg_roundtrip(img, nui["jpeg_quality"])
     return img, attributes_row(a)
@@ -492,9 +514,9 @@ def _jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(_jpeg_bytes(img, quality))).convert("RGB"))
 
 
-def render_batch(seed: int, indices, size: int = 64, jpeg: bool = False):
+def render_batch(seed: int, indices, size: int = 64, jpeg: bool = False, style: int = 1):
     """Images ``indices`` -> (uint8 [N, size, size, 3], np.int8 [N, 40])."""
-    out = [render(seed, int(i), size=size, jpeg=jpeg) for i in indices]
+    out = [render(seed, int(i), size=size, jpeg=jpeg, style=style) for i in indices]
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
@@ -508,13 +530,13 @@ def filename(i: int) -> str:
 
 
 def _write_chunk(job):
-    seed, start, stop, size, img_dir = job
+    seed, start, stop, size, img_dir, style = job
     rows = np.empty((stop - start, len(ATTRIBUTES)), dtype=np.int8)
     for j, i in enumerate(range(start, stop)):
         ra, rn = _streams(seed, i)
         a = sample_attributes(ra)
         nui = sample_nuisance(rn)
-        img = render_face(a, nui, size)
+        img = render_face(a, nui, size, style)
         with open(os.path.join(img_dir, filename(i)), "wb") as f:
             f.write(_jpeg_bytes(img, nui["jpeg_quality"]))
         rows[j] = attributes_row(a)
@@ -531,7 +553,7 @@ def partition_of(i: int, n: int) -> int:
 
 
 def write_dataset(out: str | os.PathLike, n: int, seed: int = 0, workers: int = 2, size: int = 64,
-                  progress: bool = True, chunk: int = 250) -> dict:
+                  progress: bool = True, chunk: int = 250, style: int = 1) -> dict:
     """Write ``n`` toy faces in the CelebA layout under ``out``; returns timing figures."""
     from tqdm import tqdm
 
@@ -546,7 +568,9 @@ def write_dataset(out: str | os.PathLike, n: int, seed: int = 0, workers: int = 
     except OSError as e:
         raise UserError(f"{out}: cannot create the dataset folder ({e.strerror})") from None
     t0 = time.time()
-    jobs = [(seed, s, min(s + chunk, n), size, str(img_dir)) for s in range(0, n, chunk)]
+    if style not in (1, 2):
+        raise UserError(f"--style must be 1 or 2 (got {style})")
+    jobs = [(seed, s, min(s + chunk, n), size, str(img_dir), style) for s in range(0, n, chunk)]
     attrs = np.empty((n, len(ATTRIBUTES)), dtype=np.int8)
     bar = tqdm(total=n, desc="rendering toy faces", unit="img", disable=not progress)
     if workers > 1 and len(jobs) > 1:
@@ -569,7 +593,7 @@ def write_dataset(out: str | os.PathLike, n: int, seed: int = 0, workers: int = 
         lines.append(f"{filename(i)} {attrs[i, 0]} " + " ".join(f"{v:2d}" for v in attrs[i, 1:]))
     _atomic_write(out / ATTR_FILE, "\n".join(lines) + "\n")
     _atomic_write(out / PARTITION_FILE, "".join(f"{filename(i)} {partition_of(i, n)}\n" for i in range(n)))
-    meta = {"generator": "text2face toy faces", "n": n, "seed": seed, "size": size,
+    meta = {"generator": "text2face toy faces", "n": n, "seed": seed, "size": size, "style": style,
             "rendered_attributes": RENDERED_ATTRIBUTES}
     _atomic_write(out / TOY_META, json.dumps(meta, indent=2) + "\n")
     seconds = time.time() - t0
@@ -582,13 +606,13 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def preview_grid(seed: int = 0, n: int = 16, ncols: int = 4, start: int = 0, cell_scale: int = 3):
+def preview_grid(seed: int = 0, n: int = 16, ncols: int = 4, start: int = 0, cell_scale: int = 3, style: int = 1):
     """A PIL grid of toy faces ``start .. start+n-1`` of world ``seed``, each with a full caption above it."""
     from dataset.captions import captions
     from torch_utils.misc import image_grid
 
     idx = list(range(start, start + n))
-    imgs, attrs = render_batch(seed, idx, jpeg=True)
+    imgs, attrs = render_batch(seed, idx, jpeg=True, style=style)
     mask = np.array([a in RENDERED_ATTRIBUTES for a in ATTRIBUTES])
     caps = [c[0] for c in captions(attrs, seed, 1, mask=mask, keep=1.0, indices=idx)]
     return image_grid(imgs, ncols, cell_labels=caps, cell_scale=cell_scale, cell_label_lines=4)

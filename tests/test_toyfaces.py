@@ -145,3 +145,16 @@ def test_preview_grid_and_captioned_image_grid():
     assert image_grid(imgs, 2, pad=2).size == (2 * 10 + 2, 2 * 10 + 2)
     captioned = image_grid(imgs, 2, cell_labels=["a"] * 4, cell_label_lines=2)
     assert captioned.size[1] > image_grid(imgs, 2).size[1]
+
+
+@pytest.mark.parametrize("seed,i", SEEDS[:4])
+def test_style2_bolder_mouth_same_face(seed, i):
+    a0, n = tf.face(seed, i, {"Smiling": -1, "Mouth_Slightly_Open": -1})
+    a1, _ = tf.face(seed, i, {"Smiling": 1, "Mouth_Slightly_Open": -1})
+    lm = tf.landmarks(a1, n)
+    diff = {st: np.abs(_window(tf.render_face(a1, n, style=st), lm["mouth"], 4)
+                       - _window(tf.render_face(a0, n, style=st), lm["mouth"], 4)).mean() for st in (1, 2)}
+    assert diff[2] > diff[1], diff
+    # Same background and pose: far from the face the two styles agree.
+    s1, s2 = tf.render_face(a1, n, style=1), tf.render_face(a1, n, style=2)
+    assert np.abs(s1[:4].astype(float) - s2[:4]).mean() < 1
