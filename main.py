@@ -221,9 +221,17 @@ def _mapper_train_options(fn):
     return fn
 
 
-def _report_mapper_training(summary):
+def _report_mapper_training(summary, seed):
     val = ", ".join(f"{k} {v:.4f}" for k, v in summary["val"].items())
     click.echo(f"wrote {summary['out']} (step {summary['step']}; val {val or 'n/a'}; {summary['steps_per_s']:.1f} steps/s)")
+    name = _bundled_name_for(summary["out"])
+    if name is not None:
+        from model.mapper import manifest_fields
+        from model.bundled import record
+
+        metrics, extra = manifest_fields(summary)
+        record(name, summary["out"], seed, metrics=metrics, **extra)
+        click.echo(f"recorded '{name}' in the bundled-models manifest")
 
 
 @train.command("flow")
@@ -244,7 +252,7 @@ def train_flow(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, eval_ev
     summary = train_mapper("flow", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
                            seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device,
                            modality_shift=modality_shift)
-    _report_mapper_training(summary)
+    _report_mapper_training(summary, seed)
 
 
 @train.command("cvae-mapper")
@@ -264,7 +272,7 @@ def train_cvae_mapper(pairs_dir, out, steps, batch_size, lr, noise_scale, seed, 
     summary = train_mapper("cvae-mapper", pairs_dir, out, steps=steps, batch_size=batch_size, lr=lr, noise_scale=noise_scale,
                            kl_weight=kl_weight, seed=seed, resume=resume, arch=arch, eval_every=eval_every, device=device,
                            modality_shift=modality_shift)
-    _report_mapper_training(summary)
+    _report_mapper_training(summary, seed)
 
 
 @train.command("stylegan")
@@ -402,15 +410,17 @@ def train_gan_cmd(**kw):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
-def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device, threads):
+@click.option("--part", default=None, metavar="I/K", help="Make only shards I, I+K, I+2K, ... (K processes sharing --out); finish with one run without --part, which records them.")
+def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device, threads, part):
     """Sample latent pairs text-free: z -> w -> image -> CLIP image embedding."""
     import torch
 
-    from model.pairs import sample_pairs_cli
+    from model.pairs import parse_part, sample_pairs_cli
 
     if threads:
         torch.set_num_threads(threads)
-    s = sample_pairs_cli(generator, clip_name, n, out, batch_size=batch_size, seed=seed, shard_size=shard_size, device=device)
+    s = sample_pairs_cli(generator, clip_name, n, out, batch_size=batch_size, seed=seed, shard_size=shard_size, device=device,
+                         part=parse_part(part))
     rate = f"{s['samples_per_s']:.1f} samples/s" if s["new"] else "nothing to do"
     click.echo(f"{s['out']}: {s['n']} pairs ({s['new']} new, {rate})")
 

@@ -218,6 +218,27 @@ def evaluate(kind: str, mapper, w: torch.Tensor, e: torch.Tensor, batch_size: in
     return res
 
 
+def manifest_fields(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, extra fields) of the bundled-models manifest entry for a trained mapper."""
+    _, cfg = load_checkpoint(summary["out"])
+    metrics = {
+        "val": summary["val"],
+        "steps": summary["step"],
+        "training_wall_time_s": round(float(summary["seconds"]), 1),
+        "steps_per_s": round(float(summary["steps_per_s"]), 3),
+        "threads": torch.get_num_threads(),
+    }
+    pairs_meta = {}
+    try:
+        pairs_meta = LatentPairs(cfg["pairs"]).meta
+    except Exception:  # noqa: BLE001 - the pairs folder may be gone; the checkpoint still says what it knows
+        pass
+    pairs = {k: pairs_meta.get(k) for k in ("generator", "clip", "seed", "count", "shard_size") if k in pairs_meta}
+    extra = {"kind": cfg["kind"], "arch": cfg["arch"], "train": cfg["train"], "inference": cfg.get("inference", {}),
+             "pairs": dict(pairs, n_train=cfg.get("n_train"), n_val=cfg.get("n_val"))}
+    return metrics, extra
+
+
 def _finite_params(mapper) -> bool:
     return all(torch.isfinite(p).all() for p in mapper.parameters())
 

@@ -36,6 +36,19 @@ def shard_z(seed: int, index: int, shard_size: int, z_dim: int) -> torch.Tensor:
     return torch.randn(shard_size, z_dim, generator=g)
 
 
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``"I/K"`` -> ``(I, K)`` for ``--part`` (None stays None)."""
+    if text is None:
+        return None
+    try:
+        i, k = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise UserError(f"--part must look like I/K (e.g. 0/3), got {text!r}") from None
+    if not (k >= 1 and 0 <= i < k):
+        raise UserError(f"--part must be I/K with 0 <= I < K, got {text}")
+    return i, k
+
+
 def source_identity(name_or_path: str) -> str:
     """Identity of a generator or CLIP given as a file (sha256 of its bytes) or a name/URL."""
     from model.bundled import sha256
@@ -74,14 +87,21 @@ def sample_pairs(
     device: str | torch.device = "cpu",
     thumbnails: int = 16,
     progress: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Write ``n`` pairs to ``out`` (resuming a previous run there); returns a summary dict.
 
     ``generator_id`` / ``clip_id`` name the models in ``meta.json``; a rerun whose models,
     seed or shard size differ from the directory's is refused (UserError).
+
+    ``part=(i, k)`` makes only the shards whose index is ``i`` modulo ``k`` (for ``k``
+    processes sharing one directory). Parts leave the shard count in ``meta.json`` alone;
+    a final run without ``part`` finds every shard done and records them.
     """
     if n <= 0:
         raise UserError(f"--n must be positive, got {n}")
+    if part is not None and not (part[1] >= 1 and 0 <= part[0] < part[1]):
+        raise UserError(f"--part must be I/K with 0 <= I < K, got {part[0]}/{part[1]}")
     if batch_size <= 0 or shard_size <= 0:
         raise UserError("--batch-size and --shard-size must be positive")
     device = torch.device(device)
@@ -110,15 +130,22 @@ def sample_pairs(
             raise UserError(
                 f"--out {out}: holds pairs made with different {', '.join(diff)}; use a new directory to start over"
             )
-    # Stale temporary files from a killed run.
-    for p in out.glob("shard_*.safetensors.*.tmp"):
-        p.unlink(missing_ok=True)
+    if part is None:
+        # Stale temporary files from a killed run (other parts may be writing theirs).
+        for p in out.glob("shard_*.safetensors.*.tmp"):
+            p.unlink(missing_ok=True)
 
     sizes = pairs_ds.expected_shards(n, shard_size)
     done = [pairs_ds.shard_rows(pairs_ds.shard_path(out, k)) == s for k, s in enumerate(sizes)]
+    if part is not None:
+        # Shards of the other parts count as done here.
+        done = [d or k % part[1] != part[0] for k, d in enumerate(done)]
     # Shards beyond the requested n (a rerun with a smaller n) are left on disk but not listed.
     meta["count"] = sum(s for s, d in zip(sizes, done) if d)
-    pairs_ds.write_meta(out, meta)
+    if part is None or old is None:
+        if part is not None:
+            meta["count"] = 0
+        pairs_ds.write_meta(out, meta)
 
     G_was_training = getattr(G, "training", False)
     if hasattr(G, "eval"):
@@ -141,8 +168,9 @@ def sample_pairs(
                     imgs.append(img[:thumbnails].float().cpu())
                 bar.update(len(w))
             pairs_ds.write_shard(out, k, {"z": z_all, "w": torch.cat(ws), "e": torch.cat(es)})
-            meta["count"] += size
-            pairs_ds.write_meta(out, meta)
+            if part is None:
+                meta["count"] += size
+                pairs_ds.write_meta(out, meta)
             if imgs and not thumbs_path.exists():
                 _save_thumbnails(torch.cat(imgs)[:thumbnails], thumbs_path)
     elapsed = time.perf_counter() - t0
@@ -170,6 +198,7 @@ def sample_pairs_cli(
     seed: int = 0,
     shard_size: int = 1024,
     device: str = "cpu",
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """``python main.py pairs``: load the models (bundled toy ones by default) and sample."""
     from model.bundled import bundled_path
@@ -199,5 +228,6 @@ def sample_pairs_cli(
         seed=seed,
         shard_size=shard_size,
         device=device,
+        part=part,
     )
     return summary

@@ -146,6 +146,29 @@ def test_interrupted_run_resumes_without_duplication(tmp_path, generator, clip_m
     assert _run(generator, clip_model, out)["new"] == 0
 
 
+def test_parts_fill_one_directory_like_a_single_run(tmp_path, generator, clip_model):
+    out = tmp_path / "p"
+    kw = dict(generator_id="G-test", clip_id="C-test", batch_size=3, seed=0, shard_size=4, progress=False)
+    a = model_pairs.sample_pairs(generator, clip_model, out, 10, part=(1, 2), **kw)
+    assert a["new"] == 4  # shard 1 only (shards 0 and 2 belong to part 0/2)
+    assert [p.name for p in out.glob("shard_*")] == ["shard_00001.safetensors"]
+    with pytest.raises(UserError, match="no complete shard"):
+        LatentPairs(out)  # shard 0 is not there yet
+    assert model_pairs.sample_pairs(generator, clip_model, out, 10, part=(0, 2), **kw)["new"] == 6
+    assert model_pairs.sample_pairs(generator, clip_model, out, 10, **kw)["new"] == 0  # the final run only records
+    joined = LatentPairs(out)
+    assert len(joined) == 10 and joined.complete
+    _run(generator, clip_model, tmp_path / "q")
+    single = LatentPairs(tmp_path / "q").load(("z", "w", "e"))
+    both = joined.load(("z", "w", "e"))
+    assert torch.equal(both["z"], single["z"])
+    torch.testing.assert_close(both["e"], single["e"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(UserError, match="--part"):
+        model_pairs.sample_pairs(generator, clip_model, out, 10, part=(2, 2), **kw)
+    with pytest.raises(UserError, match="--part"):
+        model_pairs.parse_part("1of2")
+
+
 def test_rerun_with_other_settings_is_refused(tmp_path, generator, clip_model):
     out = tmp_path / "p"
     _run(generator, clip_model, out, n=4)
