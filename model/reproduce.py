@@ -29,20 +29,36 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Sizes of every stage: the full toy preset, and --quick (a smoke run in a few CPU minutes).
 PRESETS: dict[str, dict[str, Any]] = {
+    # The full preset is the recipe of the bundled toy models (pretrained/manifest.json): the
+    # same commands, sizes and seeds, one torch thread per stage.
     "toy": {
         "data_n": 30000,
-        "clip": ["--steps", "1200"],
-        "classifier": ["--epochs", "3", "--channels", "16,32,64,128"],
-        "stylegan2": [],
+        "clip": ["--steps", "2400", "--threads", "1"],
+        "classifier": ["--epochs", "6", "--threads", "1"],
+        "stylegan2": ["--res", "64", "--kimg", "32", "--batch-size", "16", "--cbase", "1024", "--cmax", "64",
+                      "--map-layers", "2", "--z-dim", "128", "--w-dim", "128", "--gamma", "0.1", "--snap-kimg", "2",
+                      "--threads", "1"],
         "embed": [],
-        "pairs_n": 100000,
-        "flow": ["--steps", "5000"],
-        "flow_noise": ["--steps", "5000", "--noise-scale", "0.5"],
-        "cvae_mapper": ["--steps", "5000"],
-        "cvae": [],
-        "gan": [],
+        "pairs_n": 9216,
+        "pairs": ["--batch-size", "64", "--threads", "1"],
+        "flow": ["--steps", "600", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "100", "--threads", "1",
+                 "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "0.5",
+                 "--no-modality-shift"],
+        # The modality-gap ablation's flow without noise augmentation (evaluated with and without the shift).
+        "flow_plain": ["--steps", "600", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "100", "--threads", "1",
+                       "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "0",
+                       "--no-modality-shift"],
+        "cvae_mapper": ["--steps", "1000", "--batch-size", "256", "--lr", "1e-3", "--eval-every", "250", "--threads", "1",
+                        "--latent-dim", "32", "--hidden", "256", "--noise-scale", "0", "--no-modality-shift"],
+        # Baselines: an attribute-conditioned warm start, then CLIP-text conditioning from its state.
+        "cvae_init": ["--steps", "300", "--batch-size", "32", "--threads", "1", "--snap-every", "100"],
+        "cvae": ["--max-images", "2000", "--kl-warmup", "0", "--steps", "3000", "--batch-size", "32", "--threads", "1",
+                 "--snap-every", "100"],
+        "gan_init": ["--ch", "16", "--steps", "300", "--batch-size", "32", "--threads", "1", "--snap-every", "100"],
+        "gan": ["--ch", "16", "--max-images", "2000", "--steps", "3000", "--batch-size", "32", "--threads", "1",
+                "--snap-every", "100"],
         "prompts_n": 120,
-        "eval": ["--n-per-prompt", "8", "--batch-size", "16"],
+        "eval": ["--n-per-prompt", "4", "--batch-size", "16"],
         "eval_models": ["flow", "cvae-mapper", "cvae", "gan", "unconditional", "real"],
         # clip-opt costs seconds per image on a CPU: scored on the first 24 prompts, 2 images each
         # (the table compares the flow with it on the same prompts).
@@ -59,7 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "embed": ["--captions-per-image", "2"],
         "pairs_n": 256,
         "flow": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--layers", "2", "--hidden", "32", "--bins", "4", "--context-dim", "16"],
-        "flow_noise": None,
+        "flow_plain": None,
         "cvae_mapper": ["--steps", "30", "--batch-size", "64", "--eval-every", "15", "--latent-dim", "8", "--hidden", "32"],
         "cvae": ["--steps", "10", "--batch-size", "16", "--ch", "8", "--snap-every", "10", "--threads", "1"],
         "gan": ["--steps", "10", "--batch-size", "16", "--ch", "8", "--snap-every", "10", "--threads", "1"],
@@ -79,10 +95,12 @@ ARTIFACTS = {
     "generator": "stylegan2.safetensors",
     "pairs": "pairs",
     "flow": "flow.safetensors",
-    "flow_noise": "flow_noise.safetensors",
+    "flow_plain": "flow_plain.safetensors",
     "cvae-mapper": "cvae_mapper.safetensors",
     "cvae": "cvae.safetensors",
     "gan": "gan.safetensors",
+    "cvae_init": "cvae_init_run",
+    "gan_init": "gan_init_run",
     "prompts": "prompts.jsonl",
     "results": "results.json",
     "results_slow": "results_clip_opt.done",
@@ -146,19 +164,31 @@ def stage_table(preset: str, workdir: Path, assets: Path) -> list[Stage]:
               resume_state=Path(w("classifier") + ".state")),
         Stage("stylegan2", ["train", "stylegan", "--data", "{data}", "--out", str(workdir / "stylegan_run"), "--export", w("generator"), "--seed", "0", *P["stylegan2"]], ["generator"], ["data"],
               resume_state=workdir / "stylegan_run" / "training-state.pt"),
-        Stage("pairs", ["pairs", "--generator", "{generator}", "--clip", "{clip}", "--n", str(P["pairs_n"]), "--out", w("pairs"), "--seed", "0"], ["pairs"], ["generator", "clip"]),
+        Stage("pairs", ["pairs", "--generator", "{generator}", "--clip", "{clip}", "--n", str(P["pairs_n"]), "--out", w("pairs"), "--seed", "0",
+                        *P.get("pairs", [])], ["pairs"], ["generator", "clip"]),
         Stage("flow", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow"), "--seed", "0", *P["flow"]], ["flow"], ["pairs"],
-              resume_state=workdir / "flow.state.pt"),
+              resume_state=Path(w("flow") + ".state")),
         Stage("cvae-mapper", ["train", "cvae-mapper", "--pairs", "{pairs}", "--out", w("cvae-mapper"), "--seed", "0", *P["cvae_mapper"]], ["cvae-mapper"], ["pairs"],
-              resume_state=workdir / "cvae_mapper.state.pt"),
+              resume_state=Path(w("cvae-mapper") + ".state")),
         Stage("embed", ["data", "embed", "--data", "{data}", "--clip", "{clip}", *P["embed"]], [], ["data", "clip"]),
-        Stage("cvae", ["train", "cvae", "--data", "{data}", "--clip", "{clip}", "--out", w("cvae"), "--run-dir", str(workdir / "cvae_run"),
-                       "--seed", "0", *P["cvae"]], ["cvae"], ["data", "clip"], resume_state=workdir / "cvae_run" / "state.pt"),
-        Stage("gan", ["train", "gan", "--data", "{data}", "--clip", "{clip}", "--out", w("gan"), "--run-dir", str(workdir / "gan_run"),
-                      "--seed", "0", *P["gan"]], ["gan"], ["data", "clip"], resume_state=workdir / "gan_run" / "state.pt"),
     ]
-    if P.get("flow_noise"):
-        stages.append(Stage("flow_noise", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow_noise"), "--seed", "0", *P["flow_noise"]], ["flow_noise"], ["pairs"]))
+    for kind in ("cvae", "gan"):
+        init: list[str] = []
+        needs = ["data", "clip"]
+        if P.get(f"{kind}_init"):
+            # Attribute-conditioned warm start; its training state starts the CLIP-conditioned run.
+            run = workdir / ARTIFACTS[f"{kind}_init"]
+            stages.append(Stage(f"{kind}_init", ["train", kind, "--data", "{data}", "--cond", "attr", "--out", str(run / "model.safetensors"),
+                                                 "--run-dir", str(run), "--seed", "0", *P[f"{kind}_init"]], [f"{kind}_init"], ["data"],
+                                resume_state=run / "state.pt"))
+            init = ["--init-from", f"{{{kind}_init}}/state.pt"]
+            needs.append(f"{kind}_init")
+        stages.append(Stage(kind, ["train", kind, "--data", "{data}", "--cond", "clip", "--clip", "{clip}", "--out", w(kind),
+                                   "--run-dir", str(workdir / f"{kind}_run"), *init, "--seed", "0", *P[kind]], [kind], needs,
+                            resume_state=workdir / f"{kind}_run" / "state.pt"))
+    if P.get("flow_plain"):
+        stages.append(Stage("flow_plain", ["train", "flow", "--pairs", "{pairs}", "--out", w("flow_plain"), "--seed", "0", *P["flow_plain"]],
+                            ["flow_plain"], ["pairs"], resume_state=Path(w("flow_plain") + ".state")))
     stages.append(Stage("prompts", None, ["prompts"], ["data"]))
     stages.append(Stage("eval", ["eval"], ["results"], ["prompts", "clip_eval", "classifier", "data"]))
     if P.get("eval_slow"):
@@ -210,10 +240,13 @@ class Runner:
                 models.append(m)
         if self.P.get("ablation") and self.path_of("flow") is not None:
             f = self.path_of("flow")
-            models += [f"gap-none=flow@{f}+noshift", f"gap-shift=flow@{f}+shift"]
-            if self.path_of("flow_noise") is not None:
-                fn = self.path_of("flow_noise")
-                models += [f"gap-noise=flow@{fn}+noshift", f"gap-noise+shift=flow@{fn}+shift"]
+            plain = self.path_of("flow_plain")
+            if plain is not None:
+                # flow: noise-augmented e (the default); flow_plain: the same recipe without noise.
+                models += [f"gap-none=flow@{plain}+noshift", f"gap-shift=flow@{plain}+shift",
+                           f"gap-noise=flow@{f}+noshift", f"gap-noise+shift=flow@{f}+shift"]
+            else:
+                models += [f"gap-noshift=flow@{f}+noshift", f"gap-shift=flow@{f}+shift"]
         argv = ["eval", "--model", ",".join(models), "--prompts", "{prompts}", "--json", str(self.workdir / ARTIFACTS["results"]),
                 "--clip-eval", "{clip_eval}", "--classifier", "{classifier}", "--data", "{data}", *self.P["eval"]]
         for a, opt in (("clip", "--clip"), ("generator", "--generator")):
