@@ -8,6 +8,11 @@ Prints, in one run, with the machine and the date:
 2. the rate of `main.py pairs` sampling (z -> w -> image -> CLIP image embedding -> shard file)
    relative to G forward + CLIP image encoding alone at the same batch size (target >= 90%).
 Medians over ``--repeats`` timed runs after one warm-up. Defaults: the bundled toy models.
+With ``--ffhq 256`` (or 1024) it also times item 1 with an FFHQ-sized StyleGAN2 of random weights
+(benchmarks/synthesis.py's configuration) and a flow of the default real-setting size on w = 512
+(random weights; the speed does not depend on them), conditioned by the same CLIP: the toy
+generator costs ~3 ms per image, so there the fixed cost of text encoding and the flow weighs far
+more than it does beside a real generator.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root (model/, benchmarks/, ...)
 
 import torch  # noqa: E402
 
@@ -45,6 +50,23 @@ def _median_time(fn, repeats: int, sync) -> float:
     return statistics.median(ts)
 
 
+def ratio_lines(pipe, G, prompts, B, repeats, sync, dev) -> None:
+    """Print time(text encode + mapper + G) / time(G alone), for B prompts x 1 and 1 prompt x B."""
+    from model.mapper import broadcast_w
+
+    with torch.no_grad():
+        ws = broadcast_w(pipe.mapper.sample(pipe.embed(prompts[:1]), B, 1.0, generator=torch.Generator().manual_seed(0)), G.num_ws).to(dev)
+        t_g = _median_time(lambda: G.synthesis(ws, noise_mode="const"), repeats, sync)
+        t_full = _median_time(lambda: pipe.generate(prompts, 1, seed=0, batch_size=B), repeats, sync)
+        t_one = _median_time(lambda: pipe.generate(prompts[:1], B, seed=0, batch_size=B), repeats, sync)
+    r_full, r_one = t_full / t_g, t_one / t_g
+    print(f"G alone (synthesis of {B} w):                        {1000 * t_g:8.1f} ms")
+    print(f"text encode + mapper + G, {B} prompts x 1 image:     {1000 * t_full:8.1f} ms  ratio {r_full:.3f}  "
+          f"(target <= 1.10: {'met' if r_full <= 1.10 else 'NOT met'})")
+    print(f"text encode + mapper + G, 1 prompt x {B} images:     {1000 * t_one:8.1f} ms  ratio {r_one:.3f}  "
+          f"(target <= 1.10: {'met' if r_one <= 1.10 else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=16)
@@ -55,10 +77,11 @@ def main() -> None:
     ap.add_argument("--model", default="flow", choices=["flow", "cvae-mapper"])
     ap.add_argument("--pairs-batches", type=int, default=4, help="batches written by the pair-sampling run")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ffhq", type=int, default=0, choices=[0, 256, 1024],
+                    help="also time text + mapper + G with an FFHQ-sized generator of this resolution (random weights)")
     a = ap.parse_args()
 
     from model.clip_io import clip_identity, encode_images
-    from model.mapper import broadcast_w
     from model.pairs import sample_pairs
     from model.pipelines import ModelCache, build_pipeline
 
@@ -76,17 +99,19 @@ def main() -> None:
     print(f"generator {G.img_resolution}x{G.img_resolution} (w_dim {G.w_dim}, num_ws {G.num_ws}); "
           f"CLIP input {clip_model.visual.input_resolution}px; mapper {a.model}; batch {B}; median of {a.repeats}")
 
-    with torch.no_grad():
-        ws = broadcast_w(pipe.mapper.sample(pipe.embed(prompts[:1]), B, 1.0, generator=torch.Generator().manual_seed(0)), G.num_ws).to(dev)
-        t_g = _median_time(lambda: G.synthesis(ws, noise_mode="const"), a.repeats, sync)
-        t_full = _median_time(lambda: pipe.generate(prompts, 1, seed=0, batch_size=B), a.repeats, sync)
-        t_one = _median_time(lambda: pipe.generate(prompts[:1], B, seed=0, batch_size=B), a.repeats, sync)
-    r_full, r_one = t_full / t_g, t_one / t_g
-    print(f"G alone (synthesis of {B} w):                        {1000 * t_g:8.1f} ms")
-    print(f"text encode + mapper + G, {B} prompts x 1 image:     {1000 * t_full:8.1f} ms  ratio {r_full:.3f}  "
-          f"(target <= 1.10: {'met' if r_full <= 1.10 else 'NOT met'})")
-    print(f"text encode + mapper + G, 1 prompt x {B} images:     {1000 * t_one:8.1f} ms  ratio {r_one:.3f}  "
-          f"(target <= 1.10: {'met' if r_one <= 1.10 else 'NOT met'})")
+    ratio_lines(pipe, G, prompts, B, a.repeats, sync, dev)
+    if a.ffhq:
+        from benchmarks.synthesis import CONFIGS
+        from model.pipelines import MapperPipeline
+        from network.flow import ConditionalFlow
+        from network.stylegan2 import Generator
+
+        torch.manual_seed(0)
+        big = Generator(**CONFIGS[a.ffhq]).eval().requires_grad_(False).to(dev)
+        flow = ConditionalFlow(w_dim=big.w_dim, e_dim=int(clip_model.text_projection.shape[1])).eval().to(dev)
+        print(f"FFHQ-sized generator {a.ffhq}x{a.ffhq} (random weights, z = w = 512, num_ws {big.num_ws}); "
+              f"flow of the default size ({flow.config['layers']} coupling layers, hidden {flow.config['hidden']}); same CLIP")
+        ratio_lines(MapperPipeline("flow", big, clip_model, flow, device=dev), big, prompts, B, a.repeats, sync, dev)
 
     # Pair sampling vs its unavoidable work (G forward + CLIP image encoding).
     with torch.no_grad():

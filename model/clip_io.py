@@ -124,7 +124,10 @@ def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = Fa
     prompts = [str(p) for p in prompts]
     ctx = int(getattr(model, "context_length", 77))
     tok = clip.clip._tokenizer
-    too_long = [p for p in prompts if len(tok.encode(p)) + 2 > ctx]
+    sot, eot = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
+    # Tokens exactly as clip.tokenize makes them, with each prompt's BPE run once.
+    seqs = [[sot, *tok.encode(p), eot] for p in prompts]
+    too_long = [p for p, t in zip(prompts, seqs) if len(t) > ctx]
     if too_long:
         first = too_long[0]
         short = first if len(first) <= 60 else first[:57] + "..."
@@ -133,7 +136,38 @@ def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = Fa
                 f"prompt '{short}' is longer than the CLIP context of {ctx} tokens ({len(too_long)} such prompt(s)); shorten it or pass truncate=True"
             )
         warnings.warn(f"{len(too_long)} prompt(s) truncated to the CLIP context of {ctx} tokens, e.g. '{short}'")
-    return clip.tokenize(prompts, context_length=ctx, truncate=truncate)
+    out = torch.zeros(len(seqs), ctx, dtype=torch.int)
+    for i, t in enumerate(seqs):
+        if len(t) > ctx:
+            t = t[:ctx]
+            t[-1] = eot
+        out[i, : len(t)] = torch.tensor(t)
+    return out
+
+
+def _text_features(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text(tokens)``, computed on the shortest prefix that holds every end-of-text token.
+
+    CLIP's text transformer is causal and the feature is read at the end-of-text token (the
+    largest token id), so the positions after it never influence the result: cutting them off
+    gives the same features for a fraction of the work (a caption of 12 tokens instead of 77).
+    Falls back to ``encode_text`` for a model that is not built like ``clip.model.CLIP``.
+    """
+    blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
+    if blocks is None or not all(isinstance(getattr(b, "attn", None), torch.nn.MultiheadAttention) and hasattr(b, "attn_mask") for b in blocks):
+        return model.encode_text(tokens)
+    eot_at = tokens.argmax(dim=-1)
+    n = int(eot_at.max()) + 1
+    dtype = model.dtype
+    x = model.token_embedding(tokens[:, :n]).type(dtype) + model.positional_embedding[:n].type(dtype)
+    x = x.permute(1, 0, 2)  # [L, N, D], as the blocks expect
+    for b in blocks:
+        mask = b.attn_mask[:n, :n].to(dtype=x.dtype, device=x.device) if b.attn_mask is not None else None
+        h = b.ln_1(x)
+        x = x + b.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+        x = x + b.mlp(b.ln_2(x))
+    x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
+    return x[torch.arange(x.shape[0], device=x.device), eot_at] @ model.text_projection
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
@@ -164,7 +198,7 @@ def encode_text(
     nb = (len(tokens) + batch_size - 1) // batch_size
     with _progress(nb, "text", progress) as bar:
         for i in range(0, len(tokens), batch_size):
-            e = model.encode_text(tokens[i : i + batch_size].to(device)).float()
+            e = _text_features(model, tokens[i : i + batch_size].to(device)).float()
             out.append(F.normalize(e, dim=-1).cpu())
             bar.update(1)
     if not out:

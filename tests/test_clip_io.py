@@ -106,6 +106,37 @@ def test_long_prompt(tiny_clip_path):
     assert e.shape == (1, 32)
 
 
+def test_tokens_match_clip_tokenize(tiny_clip_path):
+    model = clip_io.load_clip(tiny_clip_path)
+    prompts = ["a man", "A Woman, wearing a HAT!", "", "a face " * 60]
+    with pytest.warns(UserWarning, match="truncated"):
+        ours = clip_io.tokenize(model, prompts, truncate=True)
+    assert torch.equal(ours, clip.tokenize(prompts, context_length=77, truncate=True))
+
+
+@pytest.mark.parametrize("heads,layers", [(1, 1), (2, 3)])
+def test_text_features_on_prefix_equal_encode_text(tmp_path, heads, layers):
+    """Cutting the context after the last end-of-text token changes nothing (causal mask)."""
+    torch.manual_seed(heads * 10 + layers)
+    m = clip.model.CLIP(
+        embed_dim=16, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=16,
+        context_length=77, vocab_size=49408, transformer_width=32, transformer_heads=heads, transformer_layers=layers,
+    ).eval()
+    with torch.no_grad():  # non-trivial positional embeddings and layer norms
+        m.positional_embedding.normal_(std=0.5)
+        for b in m.transformer.resblocks:
+            b.ln_1.weight.uniform_(0.5, 1.5)
+    prompts = ["a man", "a smiling woman with blond hair and a hat", "bald", "a face " * 60]
+    with pytest.warns(UserWarning, match="truncated"):
+        tokens = clip_io.tokenize(m, prompts, truncate=True)
+    with torch.no_grad():
+        full = m.encode_text(tokens)
+        for sub in (tokens, tokens[:3], tokens[2:3]):  # prefixes of 77, 12 and 3 positions
+            ref = m.encode_text(sub)
+            assert torch.allclose(clip_io._text_features(m, sub), ref, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(clip_io.encode_text(m, prompts[:3]), torch.nn.functional.normalize(full[:3], dim=-1), atol=1e-5)
+
+
 # ---------------------------------------------------------------------------
 # Embedding caches (dataset/embeddings.py and `data embed`)
 # ---------------------------------------------------------------------------
