@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from network.flow import _noise
+from network.flow import MapperBase, _noise
 
 __all__ = ["CVAEMapper"]
 
@@ -28,7 +28,7 @@ def _mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class CVAEMapper(nn.Module):
+class CVAEMapper(MapperBase):
     """Conditional VAE mapper from a CLIP embedding to w.
 
     Arguments (JSON-serialisable; ``CVAEMapper(**config)`` rebuilds it):
@@ -51,7 +51,7 @@ class CVAEMapper(nn.Module):
         context_hidden: int = 256,
     ) -> None:
         super().__init__()
-        self._config = dict(
+        self._init_statistics(w_dim, e_dim, dict(
             w_dim=int(w_dim),
             e_dim=int(e_dim),
             latent_dim=int(latent_dim),
@@ -59,30 +59,11 @@ class CVAEMapper(nn.Module):
             depth=int(depth),
             context_dim=int(context_dim),
             context_hidden=int(context_hidden),
-        )
-        self.w_dim, self.e_dim, self.latent_dim = int(w_dim), int(e_dim), int(latent_dim)
+        ))
+        self.latent_dim = int(latent_dim)
         self.context = _mlp(e_dim, context_hidden, 2, context_dim)
         self.encoder = _mlp(w_dim + context_dim, hidden, depth, 2 * latent_dim)
         self.decoder = _mlp(latent_dim + context_dim, hidden, depth, w_dim)
-        self.register_buffer("w_mean", torch.zeros(w_dim))
-        self.register_buffer("w_std", torch.ones(w_dim))
-        self.register_buffer("e_image_mean", torch.zeros(e_dim))
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
-
-    @torch.no_grad()
-    def set_statistics(self, w_mean: torch.Tensor, w_std: torch.Tensor, e_image_mean: torch.Tensor | None = None) -> None:
-        self.w_mean.copy_(w_mean.reshape(-1))
-        self.w_std.copy_(w_std.reshape(-1).clamp_min(1e-6))
-        if e_image_mean is not None:
-            self.e_image_mean.copy_(e_image_mean.reshape(-1))
-
-    def _ctx(self, e: torch.Tensor) -> torch.Tensor:
-        if e.shape[-1] != self.e_dim:
-            raise ValueError(f"embedding size {e.shape[-1]} != mapper e_dim {self.e_dim}")
-        return self.context(F.normalize(e.to(self.w_mean.dtype), dim=-1))
 
     def standardise(self, w: torch.Tensor) -> torch.Tensor:
         return (w - self.w_mean) / self.w_std

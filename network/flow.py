@@ -50,7 +50,42 @@ class ContextNet(nn.Module):
         return self.net(e)
 
 
-class ConditionalFlow(nn.Module):
+class MapperBase(nn.Module):
+    """What every mapper p(w | e) shares: its JSON config, the standardisation of w, the mean
+    training image embedding (for the inference-time modality shift) and the context network
+    on the L2-normalised embedding (``self.context``, made by the subclass)."""
+
+    kind = "mapper"
+    context: nn.Module
+
+    def _init_statistics(self, w_dim: int, e_dim: int, config: dict[str, Any]) -> None:
+        self._config = dict(config)
+        self.w_dim, self.e_dim = int(w_dim), int(e_dim)
+        self.register_buffer("w_mean", torch.zeros(w_dim))
+        self.register_buffer("w_std", torch.ones(w_dim))
+        # Mean image embedding of the training pairs (un-normalised mean of unit
+        # vectors), for the inference-time modality shift.
+        self.register_buffer("e_image_mean", torch.zeros(e_dim))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    @torch.no_grad()
+    def set_statistics(self, w_mean: torch.Tensor, w_std: torch.Tensor, e_image_mean: torch.Tensor | None = None) -> None:
+        """Store the standardisation of w (and the mean image embedding) of the training pairs."""
+        self.w_mean.copy_(w_mean.reshape(-1))
+        self.w_std.copy_(w_std.reshape(-1).clamp_min(1e-6))
+        if e_image_mean is not None:
+            self.e_image_mean.copy_(e_image_mean.reshape(-1))
+
+    def _ctx(self, e: torch.Tensor) -> torch.Tensor:
+        if e.shape[-1] != self.e_dim:
+            raise ValueError(f"embedding size {e.shape[-1]} != {self.kind} e_dim {self.e_dim}")
+        return self.context(F.normalize(e.to(self.w_mean.dtype), dim=-1))
+
+
+class ConditionalFlow(MapperBase):
     """Conditional normalizing flow on ``w`` given a CLIP embedding ``e``.
 
     Arguments (all JSON-serialisable, see :attr:`config`; ``ConditionalFlow(**config)``
@@ -83,7 +118,7 @@ class ConditionalFlow(nn.Module):
         super().__init__()
         if w_dim < 2:
             raise ValueError("w_dim must be at least 2 for coupling layers")
-        self._config = dict(
+        self._init_statistics(w_dim, e_dim, dict(
             w_dim=int(w_dim),
             e_dim=int(e_dim),
             layers=int(layers),
@@ -93,8 +128,7 @@ class ConditionalFlow(nn.Module):
             context_dim=int(context_dim),
             context_hidden=int(context_hidden),
             mask_seed=int(mask_seed),
-        )
-        self.w_dim, self.e_dim = int(w_dim), int(e_dim)
+        ))
         self.context = ContextNet(e_dim, context_dim, context_hidden)
         g = torch.Generator().manual_seed(int(mask_seed))
         transforms = []
@@ -118,31 +152,8 @@ class ConditionalFlow(nn.Module):
                 )
             )
         self.transforms = nn.ModuleList(transforms)
-        self.register_buffer("w_mean", torch.zeros(w_dim))
-        self.register_buffer("w_std", torch.ones(w_dim))
-        # Mean image embedding of the training pairs (un-normalised mean of unit
-        # vectors), for the inference-time modality shift.
-        self.register_buffer("e_image_mean", torch.zeros(e_dim))
-
-    # -- configuration -------------------------------------------------------------
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
-
-    @torch.no_grad()
-    def set_statistics(self, w_mean: torch.Tensor, w_std: torch.Tensor, e_image_mean: torch.Tensor | None = None) -> None:
-        """Store the standardisation of w (and the mean image embedding) of the training pairs."""
-        self.w_mean.copy_(w_mean.reshape(-1))
-        self.w_std.copy_(w_std.reshape(-1).clamp_min(1e-6))
-        if e_image_mean is not None:
-            self.e_image_mean.copy_(e_image_mean.reshape(-1))
 
     # -- transforms -------------------------------------------------------------------
-    def _ctx(self, e: torch.Tensor) -> torch.Tensor:
-        if e.shape[-1] != self.e_dim:
-            raise ValueError(f"embedding size {e.shape[-1]} != flow e_dim {self.e_dim}")
-        return self.context(F.normalize(e.to(self.w_mean.dtype), dim=-1))
-
     def forward(self, w: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """w [N, w_dim], e [N, e_dim] -> (u [N, w_dim] base noise, log|det du/dw| [N])."""
         return self._forward_ctx(w, self._ctx(e))

@@ -15,13 +15,7 @@ from torch_utils.misc import UserError
 NAMES = [f"Attr{i}" for i in range(40)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster, and robust on a shared, loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_data(n=48, r=16, d=24, k=3, seed=0) -> TrainData:

@@ -19,13 +19,7 @@ if not FIXTURE.is_file():  # the repository may sit elsewhere; the workplace cop
     FIXTURE = Path("/work/shared/fixtures/stylegan2/ada_tiny32.pkl")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is faster, and robust on a shared, loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _load_generator(path):

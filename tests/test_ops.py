@@ -19,14 +19,7 @@ from torch_utils.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfi
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: extra threads only add synchronisation, which costs a lot when the
-    # machine's cores are busy with other work.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------

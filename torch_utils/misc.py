@@ -69,15 +69,7 @@ def image_grid(
         return _image_grid_captioned(images, ncols, cell_labels, pad, cell_scale, cell_label_lines)
     from PIL import Image, ImageDraw, ImageFont
 
-    if isinstance(images, torch.Tensor):
-        images = to_uint8(images)
-    images = np.asarray(images)
-    n, h, w, c = images.shape
-    if c == 1:
-        images = np.repeat(images, 3, axis=3)
-    if cell_scale != 1:
-        images = images.repeat(cell_scale, axis=1).repeat(cell_scale, axis=2)
-        h, w = h * cell_scale, w * cell_scale
+    images, n, h, w = _grid_cells(images, cell_scale)
     nrows = (n + ncols - 1) // ncols
     font = ImageFont.load_default()
     lh = 0
@@ -124,19 +116,24 @@ def _wrap(text: str, width: float, draw, font, max_lines: int) -> list[str]:
     return lines
 
 
+def _grid_cells(images, cell_scale: int):
+    """uint8 RGB cells [N, H, W, 3] of a grid (scaled by ``cell_scale``), and N, H, W."""
+    if isinstance(images, torch.Tensor):
+        images = to_uint8(images)
+    images = np.asarray(images)
+    if images.shape[3] == 1:
+        images = np.repeat(images, 3, axis=3)
+    if cell_scale != 1:
+        images = images.repeat(cell_scale, axis=1).repeat(cell_scale, axis=2)
+    n, h, w = images.shape[:3]
+    return images, n, h, w
+
+
 def _image_grid_captioned(images, ncols, labels, pad, cell_scale, max_lines):
     """A grid with a word-wrapped caption above every image."""
     from PIL import Image, ImageDraw, ImageFont
 
-    if isinstance(images, torch.Tensor):
-        images = to_uint8(images)
-    images = np.asarray(images)
-    n, h, w, c = images.shape
-    if c == 1:
-        images = np.repeat(images, 3, axis=3)
-    if cell_scale != 1:
-        images = images.repeat(cell_scale, axis=1).repeat(cell_scale, axis=2)
-        h, w = h * cell_scale, w * cell_scale
+    images, n, h, w = _grid_cells(images, cell_scale)
     font = ImageFont.load_default()
     line_h = 12
     lh = max_lines * line_h + 4
