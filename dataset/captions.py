@@ -150,6 +150,8 @@ def _compose(gender: int, feats: list[str], rng: np.random.Generator, keep: floa
     noun = nouns[int(rng.integers(len(nouns)))]
     np_ = _noun_phrase(noun, adjectives)
     template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+    if noun == "face" and template.startswith("a face of"):
+        template = "{np}{rest}"  # not "a face of a face ..."
     return template.format(np=np_, rest=_join(posts))
 
 

@@ -114,3 +114,11 @@ def test_prompt_for():
     assert r1 == cap.prompt_for({"Eyeglasses": 1, "Wearing_Hat": 1}, np.random.default_rng(3))
     with pytest.raises(ValueError):
         cap.prompt_for({"Glasses": 1})
+
+
+def test_no_face_of_a_face():
+    """The subject "face" (gender unknown) never lands in the "a face of ..." template."""
+    rng = np.random.default_rng(0)
+    texts = [cap.prompt_for({"Bald": 1, "Wearing_Hat": 1}, rng) for _ in range(300)]
+    assert any(t.startswith("a face ") for t in texts)
+    assert not any("face of a face" in t or "face of a pale face" in t for t in texts)
