@@ -467,13 +467,16 @@ def generate_cmd(prompts, n, seed, out, model_name, temperature, trunc, image, m
 @click.option("--max-prompts", default=None, type=int, help="Use only the first N prompts of the file.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
-def eval_cmd(models, prompts_file, n_per_prompt, json_out, clip_eval, classifier, data, clip_name, generator, batch_size, steps, max_prompts, seed, device):
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(0, None), help="Sampling temperature of the mappers (flow, cvae-mapper).")
+@click.option("--trunc", default=1.0, show_default=True, type=click.FloatRange(0, 1), help="Truncation of the mappers' w toward the average latent.")
+def eval_cmd(models, prompts_file, n_per_prompt, json_out, clip_eval, classifier, data, clip_name, generator, batch_size, steps, max_prompts, seed, device, temperature, trunc):
     """Score methods on a prompt file (attribute accuracy, CLIP score, R-precision, FD, diversity, speed)."""
     from model.evaluate import evaluate, summary_lines
 
     res = evaluate([m for m in models.split(",") if m.strip()] or [""], prompts_file, n_per_prompt, json_out,
                    clip_eval=clip_eval, classifier=classifier, data=data, batch_size=batch_size, device=device,
-                   clip=clip_name, generator=generator, seed=seed, steps=steps, max_prompts=max_prompts)
+                   clip=clip_name, generator=generator, seed=seed, steps=steps, max_prompts=max_prompts,
+                   temperature=temperature, trunc=trunc)
     for line in summary_lines(res):
         click.echo(line)
     click.echo(f"wrote {json_out}")
