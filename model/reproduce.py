@@ -39,21 +39,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "--map-layers", "2", "--z-dim", "128", "--w-dim", "128", "--gamma", "0.1", "--snap-kimg", "2",
                       "--threads", "1"],
         "embed": [],
-        "pairs_n": 9216,
+        "pairs_n": 196608,
         "pairs": ["--batch-size", "64", "--threads", "1"],
-        "flow": ["--steps", "600", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "100", "--threads", "1",
+        "flow": ["--steps", "6000", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "1000", "--threads", "1",
                  "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "0.5",
                  "--no-modality-shift"],
         # The modality-gap ablation's flow without noise augmentation (evaluated with and without the shift).
-        "flow_plain": ["--steps", "600", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "100", "--threads", "1",
+        "flow_plain": ["--steps", "6000", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "1000", "--threads", "1",
                        "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "0",
                        "--no-modality-shift"],
-        "cvae_mapper": ["--steps", "1000", "--batch-size", "256", "--lr", "1e-3", "--eval-every", "250", "--threads", "1",
+        "cvae_mapper": ["--steps", "3000", "--batch-size", "256", "--lr", "1e-3", "--eval-every", "500", "--threads", "1",
                         "--latent-dim", "32", "--hidden", "256", "--noise-scale", "0", "--no-modality-shift"],
         # Baselines: an attribute-conditioned warm start, then CLIP-text conditioning from its state.
         "cvae_init": ["--steps", "300", "--batch-size", "32", "--threads", "1", "--snap-every", "100"],
-        "cvae": ["--max-images", "2000", "--kl-warmup", "0", "--steps", "3000", "--batch-size", "32", "--threads", "1",
-                 "--snap-every", "100"],
+        # --sigma 1.0: with the default 0.1 the latent carries everything and the decoder ignores
+        # the text (README, Baselines).
+        "cvae": ["--max-images", "2000", "--kl-warmup", "0", "--sigma", "1.0", "--steps", "3000", "--batch-size", "32",
+                 "--threads", "1", "--snap-every", "100"],
         "gan_init": ["--ch", "16", "--steps", "300", "--batch-size", "32", "--threads", "1", "--snap-every", "100"],
         "gan": ["--ch", "16", "--max-images", "2000", "--steps", "3000", "--batch-size", "32", "--threads", "1",
                 "--snap-every", "100"],
@@ -321,12 +323,17 @@ class Runner:
             import main as cli_main
 
             run_argv = list(argv)
-            if stale or self._stamp(stage).is_file():
-                # Its inputs or its own configuration changed since the outputs were made: start over.
+            started = self.stamps / f"{stage.name}.started.json"
+            killed_same = started.is_file() and json.loads(started.read_text()).get("argv") == argv
+            if stale or self._stamp(stage).is_file() or not killed_same:
+                # Its inputs or its own configuration changed since the outputs were made (or a
+                # killed run of it had another configuration): start over.
                 self._remove_outputs(stage)
             elif stage.resume_state is not None and stage.resume_state.exists():
                 run_argv.append("--resume")  # a killed run of this very stage: continue it
                 self.echo(f"  {stage.name}: continuing from {stage.resume_state}")
+            self.stamps.mkdir(parents=True, exist_ok=True)
+            started.write_text(json.dumps({"argv": argv}))
             import torch
 
             threads = torch.get_num_threads()
@@ -348,6 +355,7 @@ class Runner:
         tmp.write_text(json.dumps({"argv": argv, "seconds": round(time.perf_counter() - t0, 1),
                                    "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}, indent=2))
         os.replace(tmp, self._stamp(stage))
+        (self.stamps / f"{stage.name}.started.json").unlink(missing_ok=True)
         return f"ran in {time.perf_counter() - t0:.1f} s"
 
 

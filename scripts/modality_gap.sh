@@ -9,7 +9,7 @@
 # The bundled flow (noise scale 0.5, trained by scripts/toy_mappers.sh with the same pairs, seed
 # and steps) is the 0.5 variant; SCALES are the other noise scales, trained here.
 #
-# Settings (environment): PYTHON, WORK (runs/toy_mappers), SCALES ("0 1.0"), FLOW_STEPS (600),
+# Settings (environment): PYTHON, WORK (runs/toy_mappers), SCALES ("0 1.0"), FLOW_STEPS (6000),
 # N_PER_PROMPT (4), RESULTS (WORK/modality_gap.json); GENERATOR, CLIP, CLIP_EVAL, CLASSIFIER
 # default to the bundled models.
 set -euo pipefail
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-runs/toy_mappers}
 SCALES=${SCALES:-"0 1.0"}
-FLOW_STEPS=${FLOW_STEPS:-600}
+FLOW_STEPS=${FLOW_STEPS:-6000}
 N_PER_PROMPT=${N_PER_PROMPT:-4}
 RESULTS=${RESULTS:-$WORK/modality_gap.json}
 GENERATOR=${GENERATOR:-pretrained/stylegan2_toy64.safetensors}
@@ -38,7 +38,7 @@ for s in $SCALES; do
     out="$WORK/gap_flow_s$s.safetensors"
     if [ ! -f "$out" ]; then
         run "$PYTHON" main.py train flow --pairs "$WORK/pairs" --out "$out" --seed 0 --steps "$FLOW_STEPS" \
-            --batch-size 256 --lr 2e-3 --eval-every 100 --threads 1 "${FLOW_ARCH[@]}" --noise-scale "$s" \
+            --batch-size 256 --lr 2e-3 --eval-every 1000 --threads 1 "${FLOW_ARCH[@]}" --noise-scale "$s" \
             > "$WORK/gap_flow_s$s.log" 2>&1 &
         pids+=($!)
     fi

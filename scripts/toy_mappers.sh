@@ -10,7 +10,7 @@
 #   PYTHON=.venv/bin/python WORK=runs/toy_mappers PARTS=3 scripts/toy_mappers.sh
 #
 # Settings (environment): PYTHON (python), WORK (runs/toy_mappers: pairs folder and logs),
-# PARTS (3: pair-sampling processes), N_PAIRS (9216: 9 shards of 1024), FLOW_STEPS (600), CVAE_STEPS (1000),
+# PARTS (3: pair-sampling processes), N_PAIRS (196608: 192 shards of 1024), FLOW_STEPS (6000), CVAE_STEPS (3000),
 # OUT (pretrained: where the two checkpoints go; the manifest is only written for pretrained/).
 # The modality-gap settings (FLOW_GAP) were chosen by the comparison in README "Modality gap".
 set -euo pipefail
@@ -19,9 +19,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-runs/toy_mappers}
 PARTS=${PARTS:-3}
-N_PAIRS=${N_PAIRS:-9216}
-FLOW_STEPS=${FLOW_STEPS:-600}
-CVAE_STEPS=${CVAE_STEPS:-1000}
+N_PAIRS=${N_PAIRS:-196608}
+FLOW_STEPS=${FLOW_STEPS:-6000}
+CVAE_STEPS=${CVAE_STEPS:-3000}
 OUT=${OUT:-pretrained}
 GENERATOR=${GENERATOR:-pretrained/stylegan2_toy64.safetensors}
 CLIP=${CLIP:-pretrained/clip_cond.pt}
@@ -50,11 +50,11 @@ echo "pairs done after $(( $(date +%s) - start )) s" >&2
 
 # 2. Both mappers at once (one thread each).
 run "$PYTHON" main.py train flow --pairs "$WORK/pairs" --out "$OUT/flow.safetensors" --seed "$SEED" \
-    --steps "$FLOW_STEPS" --batch-size 256 --lr 2e-3 --eval-every 100 --threads 1 "${FLOW_ARCH[@]}" "${FLOW_GAP[@]}" \
+    --steps "$FLOW_STEPS" --batch-size 256 --lr 2e-3 --eval-every 1000 --threads 1 "${FLOW_ARCH[@]}" "${FLOW_GAP[@]}" \
     > "$WORK/flow.log" 2>&1 &
 flow_pid=$!
 run "$PYTHON" main.py train cvae-mapper --pairs "$WORK/pairs" --out "$OUT/cvae_mapper.safetensors" --seed "$SEED" \
-    --steps "$CVAE_STEPS" --batch-size 256 --lr 1e-3 --eval-every 250 --threads 1 "${CVAE_ARCH[@]}" "${CVAE_GAP[@]}" \
+    --steps "$CVAE_STEPS" --batch-size 256 --lr 1e-3 --eval-every 500 --threads 1 "${CVAE_ARCH[@]}" "${CVAE_GAP[@]}" \
     > "$WORK/cvae_mapper.log" 2>&1 &
 cvae_pid=$!
 wait "$flow_pid" || { tail -n 3 "$WORK/flow.log" >&2; exit 1; }

@@ -47,6 +47,32 @@ def test_stamps_skip_and_rerun(tmp_path, monkeypatch):
     assert rep["data"].startswith("ran")
 
 
+def test_killed_stage_resumes_only_with_the_same_configuration(tmp_path, monkeypatch):
+    """A stage killed half-way continues with --resume when rerun unchanged, and starts over
+    (its partial outputs removed) when its command changed in between."""
+    calls = []
+    monkeypatch.setattr(R, "stage_table", _tiny_table(20))
+    monkeypatch.setattr(R, "_fallback", lambda name: None)
+    import main as cli_main
+
+    monkeypatch.setattr(cli_main, "main", lambda argv: calls.append(list(argv)) or 0)
+    stage = R.Stage("data", ["data", "synth", "--out", str(tmp_path / "data"), "--n", "20"], ["data"],
+                    resume_state=tmp_path / "data" / "state.pt")
+    runner = R.Runner("toy-quick", tmp_path, tmp_path / "assets", echo=lambda *a: None)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "state.pt").write_text("half-way")
+    (tmp_path / "stamps").mkdir()
+    (tmp_path / "stamps" / "data.started.json").write_text('{"argv": ["data", "synth", "--out", "%s", "--n", "20"]}' % (tmp_path / "data"))
+    runner.run_stage(stage)
+    assert calls[-1][-1] == "--resume"
+    assert not (tmp_path / "stamps" / "data.started.json").exists()  # finished: the stamp replaces it
+
+    (tmp_path / "stamps" / "data.json").unlink()
+    (tmp_path / "stamps" / "data.started.json").write_text('{"argv": ["data", "synth", "--n", "999"]}')
+    runner.run_stage(stage)
+    assert calls[-1][-1] != "--resume" and not (tmp_path / "data").exists()
+
+
 def test_dry_run_lists_every_stage_in_order(tmp_path):
     lines = []
     rep = R.reproduce("toy", quick=True, workdir=tmp_path / "w", dry_run=True, echo=lines.append)
