@@ -102,7 +102,8 @@ def test_eval_and_table(parts, tiny_world, tmp_path, capsys):
     assert set(res) == {"flow@" + parts["flow"], "unconditional", "real", "gap-shift"}
     assert len(res["real"]["per_prompt_correct_scored"]) == 3
     for entry in res.values():
-        for key in ("attribute_accuracy", "clip_score", "r_precision", "fd", "diversity", "ms_per_image", "images_per_s"):
+        for key in ("attribute_accuracy", "attribute_accuracy_other_prompt", "clip_score", "r_precision", "fd", "diversity",
+                    "ms_per_image", "images_per_s"):
             assert key in entry
         assert 0 <= entry["attribute_accuracy"] <= 1 and entry["n_images"] == 6
     assert res["gap-shift"]["modality_shift"] is True and res["gap-shift"]["group"] == "modality-gap"
@@ -119,7 +120,7 @@ def test_eval_and_table(parts, tiny_world, tmp_path, capsys):
     rc, so, se = run(["table", "--json", str(out), "--out", str(assets)], capsys)
     assert rc == 0, se
     md = (assets / "RESULTS.md").read_text()
-    assert "## Metrics" in md and "## Modality-gap ablation" in md and "`real`" in md
+    assert "## Metrics" in md and "## Modality-gap ablation" in md and "`real`" in md and "same images, other prompt" in md
     pngs = sorted(p.name for p in assets.glob("*.png"))
     assert "samples_real.png" in pngs and len(pngs) == 6
     assert "on the 2 prompts clip-opt was run on" in md and "times faster than clip-opt" in md
