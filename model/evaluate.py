@@ -465,7 +465,7 @@ def evaluate(
             "data": data,
             "seed": seed,
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__}, {torch.get_num_threads()} torch threads",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__}, {torch.get_num_threads()} torch thread{'s' if torch.get_num_threads() != 1 else ''}",
             "inception_fid": inc_w is not None,
         }
         results[label] = _jsonable(entry)
