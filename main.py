@@ -52,6 +52,58 @@ def sample(generator, seeds, truncation_psi, noise_mode, class_idx, out, device)
     click.echo(f"wrote {path}")
 
 
+@cli.command("eval-generator")
+@click.option("--generator", default=None, metavar="PATH_OR_URL", help="StyleGAN2 checkpoint [default: the bundled toy generator].")
+@click.option("--data", default=None, type=click.Path(file_okay=False), help="CelebA-format folder (train split: attribute frequencies; test split: reference) [default: $TEXT2FACE_DATA or ../data/toy].")
+@click.option("--classifier", default=None, metavar="PATH", help="Attribute classifier [default: bundled].")
+@click.option("--clip-eval", default=None, metavar="NAME_OR_PATH", help="CLIP whose image features the Fréchet distance uses [default: the bundled evaluation CLIP].")
+@click.option("--n", default=2000, show_default=True, type=int, help="Samples (seeds SEED .. SEED+N-1).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--trunc", "truncation_psi", default=1.0, show_default=True, type=float, help="Truncation psi.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Also write the figures to this JSON file.")
+@click.option("--record", is_flag=True, help="Store the figures in the bundled-models manifest (only for the bundled generator).")
+def eval_generator_cmd(generator, data, classifier, clip_eval, n, seed, truncation_psi, json_out, record):
+    """Quality of a generator: attribute frequencies vs the data, unambiguous samples, CLIP Fréchet distance."""
+    import json
+    import os
+
+    from model.bundled import bundled_path
+    from model.evaluate import default_data_dir
+    from model.train_stylegan import evaluate_generator
+
+    generator = generator or str(bundled_path("generator"))
+    if record and _bundled_name_for(generator) != "generator":
+        raise UserError("--record only applies to the bundled generator")
+    data = data or default_data_dir()
+    if data is None or not os.path.isdir(data):
+        raise UserError(f"dataset folder not found: {data} (pass --data)")
+    m = evaluate_generator(generator, data, classifier or str(bundled_path("classifier")),
+                           clip_eval or str(bundled_path("clip_eval")), n=n, seed=seed, truncation_psi=truncation_psi)
+    if "attributes" in m:
+        click.echo(f"{'attribute':22s} {'train':>7s} {'generated':>9s}")
+        for a, v in m["attributes"].items():
+            click.echo(f"{a:22s} {v['train']:7.3f} {v['generated']:9.3f}")
+        click.echo(f"within 0.05 of the data: {m['attributes_within_0_05']} of {m['n_attributes']} (largest gap {m['max_abs_freq_diff']:.3f}); "
+                   f"unambiguous samples {m['unambiguous_fraction']:.3f} (real test images {m['unambiguous_fraction_real_test']:.3f})")
+    click.echo(f"Fréchet distance on evaluation-CLIP features: samples vs test {m['fd_clip_generated_vs_test']:.4f}, "
+               f"training vs test images {m['fd_clip_train_vs_test']:.4f}")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(m, f, indent=2)
+        click.echo(f"wrote {json_out}")
+    if record:
+        from model.bundled import MANIFEST, read_manifest
+
+        manifest = read_manifest()
+        entry = manifest["generator"]
+        entry["metrics"].update({k: v for k, v in m.items() if k != "generator"})
+        entry["quality_command"] = "python " + " ".join(sys.argv)
+        tmp = MANIFEST.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, MANIFEST)
+        click.echo("recorded the figures in the bundled-models manifest")
+
+
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------

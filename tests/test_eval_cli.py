@@ -134,3 +134,20 @@ def test_eval_bad_prompt_file(parts, tmp_path, capsys):
     rc, so, se = run(["eval", "--model", "unconditional", "--prompts", str(bad), "--n-per-prompt", "1", "--json",
                       str(tmp_path / "o.json"), "--clip-eval", parts["clip_eval"]], capsys)
     assert rc == 1 and "line 1: unknown attribute 'Smiley'" in se
+
+
+def test_eval_generator(parts, tiny_world, tmp_path, capsys):
+    out = tmp_path / "q.json"
+    rc, so, se = run(["eval-generator", "--generator", parts["G"], "--data", tiny_world["data"], "--classifier", tiny_world["clf"],
+                      "--clip-eval", parts["clip_eval"], "--n", "12", "--json", str(out)], capsys)
+    assert rc == 0, se
+    q = json.loads(out.read_text())
+    assert q["n_samples"] == 12 and q["n_attributes"] == 4 and set(q["attributes"]) == {"Smiling", "Male", "Eyeglasses", "Blond_Hair"}
+    assert 0 <= q["unambiguous_fraction"] <= 1 and q["fd_clip_generated_vs_test"] >= 0
+    assert "unambiguous samples" in so and "Fréchet distance" in so
+    # --record refuses a generator that is not the bundled one; a missing folder is one line.
+    rc, so, se = run(["eval-generator", "--generator", parts["G"], "--data", tiny_world["data"], "--classifier", tiny_world["clf"],
+                      "--clip-eval", parts["clip_eval"], "--n", "4", "--record"], capsys)
+    assert rc != 0 and "only applies to the bundled generator" in se
+    rc, so, se = run(["eval-generator", "--generator", parts["G"], "--data", str(tmp_path / "nope")], capsys)
+    assert rc != 0 and "not found" in se and len(se.strip().splitlines()) == 1
