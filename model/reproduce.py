@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # same commands, sizes and seeds, one torch thread per stage.
     "toy": {
         "data_n": 30000,
-        "clip": ["--steps", "2400", "--threads", "1"],
+        "clip": ["--steps", "5200", "--threads", "1"],
         "classifier": ["--epochs", "6", "--threads", "1"],
         "stylegan2": ["--res", "64", "--kimg", "32", "--batch-size", "16", "--cbase", "1024", "--cmax", "64",
                       "--map-layers", "2", "--z-dim", "128", "--w-dim", "128", "--gamma", "0.1", "--snap-kimg", "2",
@@ -42,7 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pairs_n": 196608,
         "pairs": ["--batch-size", "64", "--threads", "1"],
         "flow": ["--steps", "6000", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "1000", "--threads", "1",
-                 "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "0.5",
+                 "--layers", "4", "--hidden", "128", "--bins", "8", "--context-dim", "64", "--noise-scale", "1.5",
                  "--no-modality-shift"],
         # The modality-gap ablation's flow without noise augmentation (evaluated with and without the shift).
         "flow_plain": ["--steps", "6000", "--batch-size", "256", "--lr", "2e-3", "--eval-every", "1000", "--threads", "1",

@@ -6,10 +6,11 @@
 #
 #   scripts/modality_gap.sh        # after scripts/toy_mappers.sh (reuses WORK/pairs)
 #
-# The bundled flow (noise scale 0.5, trained by scripts/toy_mappers.sh with the same pairs, seed
-# and steps) is the 0.5 variant; SCALES are the other noise scales, trained here.
+# The bundled flow (noise scale BUNDLED_SCALE, trained by scripts/toy_mappers.sh with the same
+# pairs, seed and steps) is that variant; SCALES are the other noise scales, trained here.
 #
-# Settings (environment): PYTHON, WORK (runs/toy_mappers), SCALES ("0 1.0"), FLOW_STEPS (6000),
+# Settings (environment): PYTHON, WORK (runs/toy_mappers), SCALES ("0 0.5 1.0 2.0"),
+# BUNDLED_SCALE (1.5, the bundled flow's --noise-scale), FLOW_STEPS (6000),
 # N_PER_PROMPT (4), RESULTS (WORK/modality_gap.json); GENERATOR, CLIP, CLIP_EVAL, CLASSIFIER
 # default to the bundled models.
 set -euo pipefail
@@ -17,7 +18,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-runs/toy_mappers}
-SCALES=${SCALES:-"0 1.0"}
+SCALES=${SCALES:-"0 0.5 1.0 2.0"}
+BUNDLED_SCALE=${BUNDLED_SCALE:-1.5}
 FLOW_STEPS=${FLOW_STEPS:-6000}
 N_PER_PROMPT=${N_PER_PROMPT:-4}
 RESULTS=${RESULTS:-$WORK/modality_gap.json}
@@ -45,7 +47,7 @@ for s in $SCALES; do
     models+=("gap-noise$s=flow@$out+noshift" "gap-noise$s+shift=flow@$out+shift")
 done
 for p in "${pids[@]}"; do wait "$p" || { echo "a flow variant failed (see $WORK/gap_flow_s*.log)" >&2; exit 1; }; done
-models+=("gap-noise0.5=flow@$FLOW+noshift" "gap-noise0.5+shift=flow@$FLOW+shift")
+models+=("gap-noise$BUNDLED_SCALE=flow@$FLOW+noshift" "gap-noise$BUNDLED_SCALE+shift=flow@$FLOW+shift")
 models+=("cvae-mapper=cvae-mapper@$CVAE+noshift" "cvae-mapper+shift=cvae-mapper@$CVAE+shift")
 
 IFS=,
