@@ -92,15 +92,13 @@ def eval_generator_cmd(generator, data, classifier, clip_eval, n, seed, truncati
             json.dump(m, f, indent=2)
         click.echo(f"wrote {json_out}")
     if record:
-        from model.bundled import MANIFEST, read_manifest
+        from model.bundled import read_manifest, write_manifest
 
         manifest = read_manifest()
         entry = manifest["generator"]
         entry["metrics"].update({k: v for k, v in m.items() if k != "generator"})
         entry["quality_command"] = "python " + " ".join(sys.argv)
-        tmp = MANIFEST.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, MANIFEST)
+        write_manifest(manifest)
         click.echo("recorded the figures in the bundled-models manifest")
 
 

@@ -46,6 +46,14 @@ def read_manifest() -> dict[str, Any]:
     return json.loads(MANIFEST.read_text())
 
 
+def write_manifest(manifest: dict[str, Any]) -> None:
+    """Replace the manifest atomically (sorted keys, one trailing newline)."""
+    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = MANIFEST.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, MANIFEST)
+
+
 def bundled_path(name: str, required: bool = True) -> Path | None:
     """Path of the bundled model ``name`` (a key of ``NAMES``)."""
     if name not in NAMES:
@@ -74,7 +82,4 @@ def record(name: str, path: str | os.PathLike, seed: int | None, metrics: dict[s
     }
     entry.update(extra)
     manifest[name] = entry
-    PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = MANIFEST.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, MANIFEST)
+    write_manifest(manifest)

@@ -58,9 +58,9 @@ waitall "${pids[@]}"
 
 # 3. The warm-start commands and the steering figures in the manifest; the grids under assets/.
 "$PYTHON" - "$DATA" "$WORK" "${COMMON[*]}" <<'PY'
-import json, os, sys
+import json, sys
 from model.baselines import load_baseline, steering_accuracy
-from model.bundled import MANIFEST, bundled_path, read_manifest
+from model.bundled import bundled_path, read_manifest, write_manifest
 from model.classifier import load_classifier
 from model.clip_io import load_clip
 
@@ -80,9 +80,7 @@ for k in ("cvae", "gan"):
     m[k]["metrics"]["steering_eval"] = ("steering_accuracy(n=4, seed=0) on prompts/toy.jsonl with the bundled classifier; "
                                         "chance = the same images scored against the next prompt's attributes")
     print(f"{k}: steering accuracy {s['accuracy']:.3f} (chance {s['chance']:.3f})")
-tmp = MANIFEST.with_suffix(".json.tmp")
-tmp.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
-os.replace(tmp, MANIFEST)
+write_manifest(m)
 PY
 P=("a smiling woman with blond hair" "a bald man with eyeglasses" "a man with black hair and a mustache" "a woman wearing a hat and red lipstick")
 for k in cvae gan; do

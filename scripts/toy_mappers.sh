@@ -64,15 +64,13 @@ tail -n 2 "$WORK/flow.log" "$WORK/cvae_mapper.log" | tr '\r' '\n' | grep -v '^tr
 # 3. Note the whole recipe beside the training commands in the manifest.
 if [ "$OUT" = pretrained ]; then
     "$PYTHON" - "${PAIRS[*]}" <<'PY'
-import json, os, sys
-from model.bundled import MANIFEST, read_manifest
+import sys
+from model.bundled import read_manifest, write_manifest
 m = read_manifest()
 for name in ("flow", "cvae-mapper"):
     m[name]["pairs_command"] = "python " + sys.argv[1]
     m[name]["rebuild"] = "scripts/toy_mappers.sh"
-tmp = MANIFEST.with_suffix(".json.tmp")
-tmp.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
-os.replace(tmp, MANIFEST)
+write_manifest(m)
 PY
 fi
 echo "toy mappers rebuilt in $(( $(date +%s) - start )) s" >&2
