@@ -65,7 +65,6 @@ def sample(generator, seeds, truncation_psi, noise_mode, class_idx, out, device)
 def eval_generator_cmd(generator, data, classifier, clip_eval, n, seed, truncation_psi, json_out, record):
     """Quality of a generator: attribute frequencies vs the data, unambiguous samples, CLIP Fréchet distance."""
     import json
-    import os
 
     from model.bundled import bundled_path
     from model.evaluate import default_data_dir
@@ -75,8 +74,8 @@ def eval_generator_cmd(generator, data, classifier, clip_eval, n, seed, truncati
     if record and _bundled_name_for(generator) != "generator":
         raise UserError("--record only applies to the bundled generator")
     data = data or default_data_dir()
-    if data is None or not os.path.isdir(data):
-        raise UserError(f"dataset folder not found: {data} (pass --data)")
+    if data is None:
+        raise UserError("no dataset folder found: pass --data (or set $TEXT2FACE_DATA)")
     m = evaluate_generator(generator, data, classifier or str(bundled_path("classifier")),
                            clip_eval or str(bundled_path("clip_eval")), n=n, seed=seed, truncation_psi=truncation_psi)
     if "attributes" in m:

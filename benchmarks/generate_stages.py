@@ -8,12 +8,12 @@ network, flow sampling, G synthesis and the whole pipeline call, for B prompts x
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.generate import _median_time  # noqa: E402
 
 
 def main() -> None:
@@ -34,13 +34,7 @@ def main() -> None:
     prompts = (["a smiling woman with blond hair", "a bald man with eyeglasses"] * args.batch)[: args.batch]
 
     def med(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return 1000 * statistics.median(ts)
+        return 1000 * _median_time(fn, args.repeats, lambda: None)
 
     with torch.no_grad():
         e = encode_text(pipe.clip, prompts, progress=False)

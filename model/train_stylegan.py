@@ -472,10 +472,11 @@ def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, cl
     from torch_utils.misc import to_uint8
 
     G = load_generator(generator)
-    seeds = list(range(seed, seed + n))
-    fakes = torch.from_numpy(to_uint8(sample_images(G, seeds, truncation_psi, progress=progress))).permute(0, 3, 1, 2)
+    # Open the data before sampling, so that a bad folder fails at once.
     train = CelebADataset(data, "train", resolution=G.img_resolution)
     test = CelebADataset(data, "test", resolution=G.img_resolution)
+    seeds = list(range(seed, seed + n))
+    fakes = torch.from_numpy(to_uint8(sample_images(G, seeds, truncation_psi, progress=progress))).permute(0, 3, 1, 2)
     out: dict[str, Any] = {"generator": str(generator), "n_samples": n, "truncation_psi": truncation_psi}
     if classifier is not None:
         from model.classifier import load_classifier, predict_attributes
