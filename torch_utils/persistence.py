@@ -84,8 +84,18 @@ def is_project_checkpoint(path: str | os.PathLike) -> bool:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`atomic_write` (for training state: optimizers, RNG, counters)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` through :func:`atomic_write` (CLIP state dicts, training state).
+
+    It writes through an open file, not a path: given a path, ``torch.save`` names the records
+    inside the zip after the file (here a random temporary name), so the same tensors would
+    give different bytes, and a different sha256 identity (``clip_io.clip_identity``), on
+    every run."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    atomic_write(path, write)
 
 
 def load_training_state(path: str | os.PathLike) -> Any:

@@ -1,4 +1,4 @@
-"""scripts/compare_models.py: same tensors with another training time are 'identical'; a changed tensor is not."""
+"""Reproducibility tools: scripts/compare_models.py decides by tensors, not metadata; torch files depend on their tensors only."""
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +34,12 @@ def test_torch_state_dicts(tmp_path):
     assert _run(tmp_path / "a.pt", tmp_path / "b.pt").returncode == 0
     atomic_torch_save({"w": sd["w"] + 1}, tmp_path / "c.pt")
     assert _run(tmp_path / "a.pt", tmp_path / "c.pt").returncode == 1
+
+
+def test_torch_files_depend_on_their_tensors_only(tmp_path):
+    """The same tensors saved to two paths give the same bytes (a file's sha256 is a CLIP's identity)."""
+    sd = {"w": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)}
+    atomic_torch_save(sd, tmp_path / "one.pt")
+    atomic_torch_save(sd, tmp_path / "other_name.pt")
+    assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "other_name.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "other_name.pt", weights_only=True)["w"], sd["w"])
