@@ -92,7 +92,7 @@ def test_unknown_preset_and_stage(tmp_path):
         R.reproduce("toy", quick=True, workdir=tmp_path, only="bogus")
 
 
-def test_reproduce_quick_end_to_end(tmp_path):
+def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     """From an empty folder to a complete RESULTS.md with every stage shrunk (about 20 s on 2 cores)."""
     rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lambda *a: None)
     ran = [k for k, v in rep.items() if not k.startswith("_")]
@@ -104,3 +104,22 @@ def test_reproduce_quick_end_to_end(tmp_path):
     # A second run finds every stage done and reruns nothing.
     rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lambda *a: None)
     assert all("skipped" in rep[k] for k in ran), rep
+
+    # scripts/adopt_reproduce.py makes the run's models the bundled ones (here into a scratch folder).
+    import model.bundled as B
+    from scripts.adopt_reproduce import adopt
+    from scripts.compare_models import compare
+
+    monkeypatch.setattr(B, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(B, "MANIFEST", tmp_path / "pretrained" / "manifest.json")
+    assert not any(adopt(tmp_path).values())  # nothing bundled there before
+    m = B.read_manifest()
+    assert sorted(m) == sorted(B.NAMES)
+    for name, entry in m.items():
+        path = tmp_path / entry["file"]
+        assert entry["sha256"] == B.sha256(path) and entry["command"].startswith("python main.py train "), entry
+        assert entry["metrics"]["wall_time_s"] > 0
+    assert "--export" in m["generator"]["command"] and "pairs_command" in m["flow"]
+    assert m["classifier"]["metrics"]["mean_accuracy"] is not None and "attribute_accuracy_toy_prompts" in m["gan"]["metrics"]
+    assert compare(tmp_path / "stylegan2.safetensors", tmp_path / m["generator"]["file"])["differ"] == 0
+    assert all(adopt(tmp_path).values())  # adopting again: the same tensors
