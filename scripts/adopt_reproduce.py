@@ -3,9 +3,11 @@
     python main.py reproduce --preset toy --workdir runs/reproduce
     python scripts/adopt_reproduce.py runs/reproduce            # then: python main.py eval-generator --data runs/reproduce/data --record
 
-For each bundled model (both CLIPs, classifier, generator, flow, CVAE mapper, CVAE, GAN) it copies
-the run's file into pretrained/ byte for byte (so the identities recorded inside the run's later
-models, sha256 of the files they were trained with, still hold) and writes its manifest entry:
+For each bundled model (both CLIPs, classifier, generator, flow, CVAE mapper, CVAE, GAN) whose
+tensors differ from the run's, it copies the run's file into pretrained/ byte for byte; a bundled
+file with the same tensors stays as it is (no new bytes in git; its sha256 may differ from the
+run's file, which the entry then records as ``run_file_sha256``: the CLIP identities inside the
+run's pairs and mappers are those). Each model gets a fresh manifest entry:
 the exact command of its `reproduce` stage (from the stage's stamp), seed, stage wall time, and
 metrics measured again on the run's data (CLIP zero-shot / retrieval, classifier accuracy, mapper
 validation figures from the checkpoint, baseline steering accuracy with the adopted classifier).
@@ -105,19 +107,26 @@ def adopt(workdir: Path, dry_run: bool = False) -> dict[str, bool]:
     files = {n: f for f, n in PAIRS.items()}
     stamps = {n: _stamp(wd, st) for n, st in STAGES.items()}  # all finished, or stop before touching anything
     manifest = B.read_manifest()
-    report = {}
+    report = {n: (B.PRETRAINED_DIR / B.NAMES[n]).is_file() and compare(wd / files[n], B.PRETRAINED_DIR / B.NAMES[n])["differ"] == 0
+              for n in STAGES}
+    copy = {n: not same for n, same in report.items()}
+    # A copied CVAE / GAN checks the sha256 of its CLIP file at use: it needs the run's CLIP file too.
+    if copy["cvae"] or copy["gan"]:
+        copy["clip"] = copy["clip"] or B.sha256(wd / files["clip"]) != B.sha256(B.PRETRAINED_DIR / B.NAMES["clip"])
     # Order matters: the baselines' steering figures use the adopted classifier and CLIP.
     for name in STAGES:
         src, dst = wd / files[name], B.PRETRAINED_DIR / B.NAMES[name]
-        same = report[name] = dst.is_file() and compare(src, dst)["differ"] == 0
-        print(f"{name:12s} {src} -> {dst.relative_to(B.PRETRAINED_DIR.parent)}  "
-              f"({'same tensors as' if same else 'differs from'} the previously bundled model)", flush=True)
+        same = report[name]
+        what = ("differs from the bundled model" if not same else "same tensors as the bundled file") + \
+            (": copied" if copy[name] else ", which stays")
+        print(f"{name:12s} {src} -> {dst.relative_to(B.PRETRAINED_DIR.parent)}  ({what})", flush=True)
         if dry_run:
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".adopt.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        if copy[name]:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".adopt.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
         metrics, extra = _metrics(name, dst, wd, stamps[name])
         seed = _opt(stamps[name]["argv"], "--seed")
         manifest[name] = {
@@ -126,6 +135,7 @@ def adopt(workdir: Path, dry_run: bool = False) -> dict[str, bool]:
             "rebuild": f"python main.py reproduce --preset toy --workdir WORKDIR (stage '{STAGES[name]}'), "
                        f"then python scripts/adopt_reproduce.py WORKDIR",
             "reproduce_finished": stamps[name].get("finished"), "same_tensors_as_previous_bundle": same,
+            **({"run_file_sha256": B.sha256(src)} if B.sha256(src) != B.sha256(dst) else {}),
             "metrics": metrics, **extra,
         }
         B.write_manifest(manifest)
