@@ -5,6 +5,8 @@
 # `main.py eval` (classifier attribute accuracy, evaluation-CLIP score).
 #
 #   scripts/modality_gap.sh        # after scripts/toy_mappers.sh (reuses WORK/pairs)
+#   WORK=runs/reproduce scripts/modality_gap.sh   # or on the pairs of a `reproduce --preset toy` run
+#                                  # (copy its flow_plain.safetensors to gap_flow_s0.safetensors to reuse it)
 #
 # The bundled flow (noise scale BUNDLED_SCALE, trained by scripts/toy_mappers.sh with the same
 # pairs, seed and steps) is that variant; SCALES are the other noise scales, trained here.
