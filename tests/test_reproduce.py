@@ -118,7 +118,7 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     for name, entry in m.items():
         path = tmp_path / entry["file"]
         assert entry["sha256"] == B.sha256(path) and entry["command"].startswith("python main.py train "), entry
-        assert entry["metrics"]["wall_time_s"] > 0
+        assert entry["metrics"]["wall_time_s"] >= 0  # the stage's time (a quick stage may round to 0.0 s)
     assert "--export" in m["generator"]["command"] and "pairs_command" in m["flow"]
     assert m["classifier"]["metrics"]["mean_accuracy"] is not None and "attribute_accuracy_toy_prompts" in m["gan"]["metrics"]
     assert compare(tmp_path / "stylegan2.safetensors", tmp_path / m["generator"]["file"])["differ"] == 0
