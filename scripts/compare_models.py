@@ -8,7 +8,7 @@ time in the metadata. This reads the tensors only (safetensors files, and the CL
 state dicts with ``torch.load(weights_only=True)``) and prints, for each pair, the number of
 tensors, how many differ, the largest absolute difference, and the config entries that differ
 (wall-time fields left out; a dataset path differs when the data lives elsewhere). Exit status 1
-if any tensor differs.
+if any tensor differs, 2 if a file cannot be read.
 """
 from __future__ import annotations
 
@@ -103,7 +103,11 @@ def main() -> int:
             print(f"{a.name:28s} missing: {a if not a.is_file() else b}")
             same = False
             continue
-        r = compare(a, b)
+        try:
+            r = compare(a, b)
+        except Exception as e:  # noqa: BLE001 - an unreadable file is one line, not a traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         ok = r["differ"] == 0
         same &= ok
         cfg = "same" if not r["config_diff"] else "differs in " + ", ".join(r["config_diff"])

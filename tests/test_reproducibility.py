@@ -43,3 +43,10 @@ def test_torch_files_depend_on_their_tensors_only(tmp_path):
     atomic_torch_save(sd, tmp_path / "other_name.pt")
     assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "other_name.pt").read_bytes()
     assert torch.equal(torch.load(tmp_path / "other_name.pt", weights_only=True)["w"], sd["w"])
+
+
+def test_unreadable_file_is_one_line(tmp_path):
+    save_checkpoint(tmp_path / "a.safetensors", {"w": torch.ones(2)}, {})
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "a.safetensors").read_bytes()[:20])
+    r = _run(tmp_path / "cut.safetensors", tmp_path / "a.safetensors")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "cut.safetensors" in r.stderr
