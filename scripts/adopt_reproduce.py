@@ -129,13 +129,14 @@ def adopt(workdir: Path, dry_run: bool = False) -> dict[str, bool]:
             os.replace(tmp, dst)
         metrics, extra = _metrics(name, dst, wd, stamps[name])
         seed = _opt(stamps[name]["argv"], "--seed")
+        src_sha, dst_sha = B.sha256(src), B.sha256(dst)
         manifest[name] = {
-            "file": os.path.relpath(dst, B.PRETRAINED_DIR.parent), "sha256": B.sha256(dst), "bytes": dst.stat().st_size,
+            "file": os.path.relpath(dst, B.PRETRAINED_DIR.parent), "sha256": dst_sha, "bytes": dst.stat().st_size,
             "command": _command(stamps[name]["argv"]), "seed": int(seed) if seed is not None else None,
             "rebuild": f"python main.py reproduce --preset toy --workdir WORKDIR (stage '{STAGES[name]}'), "
                        f"then python scripts/adopt_reproduce.py WORKDIR",
             "reproduce_finished": stamps[name].get("finished"), "same_tensors_as_previous_bundle": same,
-            **({"run_file_sha256": B.sha256(src)} if B.sha256(src) != B.sha256(dst) else {}),
+            **({"run_file_sha256": src_sha} if src_sha != dst_sha else {}),
             "metrics": metrics, **extra,
         }
         B.write_manifest(manifest)

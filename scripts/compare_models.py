@@ -43,8 +43,9 @@ def _tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         from torch_utils.persistence import load_checkpoint
 
         return load_checkpoint(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state, {}
+    from torch_utils.persistence import load_training_state  # torch.load(weights_only=True), one-line errors
+
+    return load_training_state(path), {}
 
 
 def _strip(cfg):
