@@ -6,7 +6,8 @@ After a stage succeeds, ``WORKDIR/stamps/<stage>.json`` records its exact comman
 skips a stage whose stamp matches its command and whose outputs all exist, so a killed run
 resumes at the first unfinished stage: a training stage that was killed half-way is continued
 with its command's own ``--resume`` (from the training state it left), and every stage that
-uses an artifact remade in this run is run again. A stage whose command does not exist in this version of the
+uses an artifact remade since the stage last ran (in this run, or in an earlier ``--only`` run)
+is run again. A stage whose command does not exist in this version of the
 command line is reported and skipped; the stages after it use the bundled model of that
 name instead (or, for the generator, the NVIDIA-format test fixture) when there is one.
 
@@ -210,6 +211,29 @@ class Runner:
         self.stamps = workdir / "stamps"
         self.made: dict[str, Path] = {}  # artifact -> path (made here, or a fallback)
         self.fresh: set[str] = set()  # artifacts (re)made in this run: the stages that use them rerun
+        self.producer: dict[str, str] = {}  # artifact -> the name of the stage that makes it
+
+    def inputs(self, stage: Stage) -> list[str]:
+        """The artifacts ``stage`` reads: its needs, and for ``eval`` every model it scores."""
+        if stage.name != "eval":
+            return list(stage.needs)
+        return list(stage.needs) + ["flow", "flow_plain", "cvae-mapper", "cvae", "gan", "clip", "generator"]
+
+    def newer_inputs(self, stage: Stage) -> list[str]:
+        """Inputs remade (by an earlier invocation, e.g. another ``--only``) after ``stage`` last finished."""
+        st = self._stamp(stage)
+        if not st.is_file():
+            return []
+        mine = st.stat().st_mtime_ns
+        out = []
+        for a in self.inputs(stage):
+            prod = self.producer.get(a)
+            if prod is None:
+                continue
+            theirs = self.stamps / f"{prod}.json"
+            if theirs.is_file() and theirs.stat().st_mtime_ns > mine:
+                out.append(a)
+        return out
 
     def path_of(self, artifact: str) -> Path | None:
         if artifact in self.made:
@@ -302,7 +326,7 @@ class Runner:
         if argv is None:
             missing = [a for a in stage.needs if self.path_of(a) is None]
             return f"skipped: needs {', '.join(missing)}"
-        stale = sorted(set(stage.needs) & self.fresh)
+        stale = sorted((set(self.inputs(stage)) & self.fresh) | set(self.newer_inputs(stage)))
         if not stale and self.done(stage, argv):
             for a in stage.makes:
                 self.made[a] = self.workdir / ARTIFACTS[a]
@@ -313,6 +337,8 @@ class Runner:
             self.fresh.update(stage.makes)
             return "to run: " + (" ".join(shlex.quote(x) for x in argv))
         t0 = time.perf_counter()
+        if stale:
+            self.echo(f"  {stage.name}: reruns, {', '.join(stale)} remade since it last ran")
         self.echo(f"[{stage.name}] python main.py {' '.join(shlex.quote(x) for x in argv)}" if stage.argv is not None
                   else f"[{stage.name}] {argv[0]}")
         if stage.name == "prompts":
@@ -373,6 +399,7 @@ def reproduce(preset: str = "toy", quick: bool = False, workdir: str | os.PathLi
     workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(key, workdir, assets, echo=echo)
     stages = stage_table(key, workdir, assets)
+    runner.producer = {a: s.name for s in stages for a in s.makes}
     names = [s.name for s in stages]
     chosen = None
     if only:

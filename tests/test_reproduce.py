@@ -46,6 +46,18 @@ def test_stamps_skip_and_rerun(tmp_path, monkeypatch):
     rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lines.append)
     assert rep["data"].startswith("ran")
 
+    # Stages run one at a time (--only, e.g. in parallel lanes): a stage whose input was remade
+    # by an earlier invocation reruns although its own command is unchanged.
+    monkeypatch.setattr(R, "stage_table", _tiny_table(20))
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, only="data", echo=lines.append)
+    assert rep["data"].startswith("ran") and "prompts" not in rep
+    lines.clear()
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, only="prompts", echo=lines.append)
+    assert rep["prompts"].startswith("ran"), rep
+    assert any("data remade since it last ran" in x for x in lines)
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, only="prompts", echo=lines.append)
+    assert "skipped" in rep["prompts"]
+
 
 def test_killed_stage_resumes_only_with_the_same_configuration(tmp_path, monkeypatch):
     """A stage killed half-way continues with --resume when rerun unchanged, and starts over
