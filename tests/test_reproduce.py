@@ -116,6 +116,13 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     # A second run finds every stage done and reruns nothing.
     rep = R.reproduce("toy", quick=True, workdir=tmp_path, echo=lambda *a: None)
     assert all("skipped" in rep[k] for k in ran), rep
+    # A flow retrained later (e.g. by `reproduce --only flow`): eval, which scores it, and the table rerun.
+    flow_stamp = tmp_path / "stamps" / "flow.json"
+    later = (tmp_path / "stamps" / "table.json").stat().st_mtime + 10
+    os.utime(flow_stamp, (later, later))
+    rep = R.reproduce("toy", quick=True, workdir=tmp_path, dry_run=True, echo=lambda *a: None)
+    assert rep["eval"].startswith("to run") and rep["table"].startswith("to run"), rep
+    assert "skipped" in rep["flow"] and "skipped" in rep["cvae-mapper"] and "skipped" in rep["pairs"], rep
 
     # scripts/adopt_reproduce.py makes the run's models the bundled ones (here into a scratch folder).
     import model.bundled as B
