@@ -218,7 +218,10 @@ class Runner:
         """The artifacts ``stage`` reads: its needs, and for ``eval`` every model it scores."""
         if stage.name != "eval":
             return list(stage.needs)
-        return list(stage.needs) + ["flow", "flow_plain", "cvae-mapper", "cvae", "gan", "clip", "generator"]
+        scored = [m for m in self.P["eval_models"] if m in ARTIFACTS]  # the models eval_argv passes
+        if self.P.get("ablation"):
+            scored += ["flow", "flow_plain"]
+        return list(stage.needs) + scored + ["clip", "generator"]
 
     def newer_inputs(self, stage: Stage) -> list[str]:
         """Inputs remade (by an earlier invocation, e.g. another ``--only``) after ``stage`` last finished."""
