@@ -106,7 +106,6 @@ def adopt(workdir: Path, dry_run: bool = False) -> dict[str, bool]:
 
     files = {n: f for f, n in PAIRS.items()}
     stamps = {n: _stamp(wd, st) for n, st in STAGES.items()}  # all finished, or stop before touching anything
-    manifest = B.read_manifest()
     report = {n: (B.PRETRAINED_DIR / B.NAMES[n]).is_file() and compare(wd / files[n], B.PRETRAINED_DIR / B.NAMES[n])["differ"] == 0
               for n in STAGES}
     copy = {n: not same for n, same in report.items()}
@@ -129,17 +128,16 @@ def adopt(workdir: Path, dry_run: bool = False) -> dict[str, bool]:
             os.replace(tmp, dst)
         metrics, extra = _metrics(name, dst, wd, stamps[name])
         seed = _opt(stamps[name]["argv"], "--seed")
-        src_sha, dst_sha = B.sha256(src), B.sha256(dst)
-        manifest[name] = {
-            "file": os.path.relpath(dst, B.PRETRAINED_DIR.parent), "sha256": dst_sha, "bytes": dst.stat().st_size,
-            "command": _command(stamps[name]["argv"]), "seed": int(seed) if seed is not None else None,
-            "rebuild": f"python main.py reproduce --preset toy --workdir WORKDIR (stage '{STAGES[name]}'), "
-                       f"then python scripts/adopt_reproduce.py WORKDIR",
-            "reproduce_finished": stamps[name].get("finished"), "same_tensors_as_previous_bundle": same,
-            **({"run_file_sha256": src_sha} if src_sha != dst_sha else {}),
-            "metrics": metrics, **extra,
-        }
-        B.write_manifest(manifest)
+        src_sha = B.sha256(src)
+        if src_sha != B.sha256(dst):
+            extra["run_file_sha256"] = src_sha
+        # The entry's file / sha256 / bytes / command / seed / metrics fields: the same helper the
+        # training commands use when they write a bundled file.
+        B.record(name, dst, int(seed) if seed is not None else None, metrics=metrics,
+                 command=_command(stamps[name]["argv"]),
+                 rebuild=f"python main.py reproduce --preset toy --workdir WORKDIR (stage '{STAGES[name]}'), "
+                         f"then python scripts/adopt_reproduce.py WORKDIR",
+                 reproduce_finished=stamps[name].get("finished"), same_tensors_as_previous_bundle=same, **extra)
     if not dry_run:
         print(f"manifest updated; next: python main.py eval-generator --data {wd / ARTIFACTS['data']} --record")
     return report
