@@ -79,9 +79,9 @@ def eval_generator_cmd(generator, data, classifier, clip_eval, n, seed, truncati
     m = evaluate_generator(generator, data, classifier or str(bundled_path("classifier")),
                            clip_eval or str(bundled_path("clip_eval")), n=n, seed=seed, truncation_psi=truncation_psi)
     if "attributes" in m:
-        click.echo(f"{'attribute':22s} {'train':>7s} {'generated':>9s}")
+        click.echo(f"{'attribute':22s} {'train':>7s} {'generated':>9s} {'ambiguous':>9s} {'(real)':>7s}")
         for a, v in m["attributes"].items():
-            click.echo(f"{a:22s} {v['train']:7.3f} {v['generated']:9.3f}")
+            click.echo(f"{a:22s} {v['train']:7.3f} {v['generated']:9.3f} {v['ambiguous']:9.3f} {v['ambiguous_real_test']:7.3f}")
         click.echo(f"within 0.05 of the data: {m['attributes_within_0_05']} of {m['n_attributes']} (largest gap {m['max_abs_freq_diff']:.3f}); "
                    f"unambiguous samples {m['unambiguous_fraction']:.3f} (real test images {m['unambiguous_fraction_real_test']:.3f})")
     click.echo(f"Fréchet distance on evaluation-CLIP features: samples vs test {m['fd_clip_generated_vs_test']:.4f}, "

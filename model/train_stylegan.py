@@ -463,7 +463,8 @@ def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, cl
     With ``classifier``: per rendered attribute, the frequency of (probability > 0.5) on ``n``
     samples next to the attribute's frequency in the training split, and the fraction of
     unambiguous samples (every rendered attribute's probability < 0.2 or > 0.8), with the same
-    fraction on the real test images for reference. With ``clip_eval``: the Fréchet distance of
+    fraction on the real test images for reference, and per attribute the share of samples it
+    leaves ambiguous (probability in [0.2, 0.8]). With ``clip_eval``: the Fréchet distance of
     the samples' CLIP image features to the test images', next to the distance between ``n``
     training images and the test images.
     """
@@ -488,8 +489,14 @@ def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, cl
         train_freq = (np.asarray(train.attrs)[:, idx] > 0).mean(0)
         gen_freq = (probs > 0.5).mean(0)
         test_probs = predict_attributes(clf, test.images_uint8(progress=progress)).numpy()[:, idx]
+        # Per attribute, the share of samples whose probability lies in [0.2, 0.8] (what makes a
+        # sample ambiguous), on the generated and on the real test images.
+        amb = ((probs >= 0.2) & (probs <= 0.8)).mean(0)
+        test_amb = ((test_probs >= 0.2) & (test_probs <= 0.8)).mean(0)
         per = {ATTRIBUTES[i]: {"train": round(float(t), 4), "generated": round(float(g), 4),
-                               "abs_diff": round(float(abs(g - t)), 4)} for i, t, g in zip(idx, train_freq, gen_freq)}
+                               "abs_diff": round(float(abs(g - t)), 4), "ambiguous": round(float(a), 4),
+                               "ambiguous_real_test": round(float(ta), 4)}
+               for i, t, g, a, ta in zip(idx, train_freq, gen_freq, amb, test_amb)}
         diffs = [v["abs_diff"] for v in per.values()]
         out.update(
             attributes=per,

@@ -145,6 +145,11 @@ def test_eval_generator(parts, tiny_world, tmp_path, capsys):
     assert q["n_samples"] == 12 and q["n_attributes"] == 4 and set(q["attributes"]) == {"Smiling", "Male", "Eyeglasses", "Blond_Hair"}
     assert 0 <= q["unambiguous_fraction"] <= 1 and q["fd_clip_generated_vs_test"] >= 0
     assert "unambiguous samples" in so and "Fréchet distance" in so
+    # A sample ambiguous in one attribute is ambiguous: the overall share lies between the
+    # largest per-attribute share and their sum.
+    amb = [v["ambiguous"] for v in q["attributes"].values()]
+    assert max(amb) - 1e-4 <= 1 - q["unambiguous_fraction"] <= sum(amb) + 1e-4
+    assert all(0 <= v["ambiguous_real_test"] <= 1 for v in q["attributes"].values())
     # --record refuses a generator that is not the bundled one; a missing folder is one line.
     rc, so, se = run(["eval-generator", "--generator", parts["G"], "--data", tiny_world["data"], "--classifier", tiny_world["clf"],
                       "--clip-eval", parts["clip_eval"], "--n", "4", "--record"], capsys)
