@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data_n": 30000,
         "clip": ["--steps", "5200", "--threads", "1"],
         "classifier": ["--epochs", "6", "--threads", "1"],
-        "stylegan2": ["--res", "64", "--kimg", "160", "--batch-size", "16", "--cbase", "1024", "--cmax", "64",
+        "stylegan2": ["--res", "64", "--kimg", "320", "--batch-size", "16", "--cbase", "1024", "--cmax", "64",
                       "--map-layers", "2", "--z-dim", "128", "--w-dim", "128", "--gamma", "0.1", "--snap-kimg", "2",
                       "--threads", "2"],
         "embed": [],
