@@ -491,8 +491,9 @@ def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, cl
         test_probs = predict_attributes(clf, test.images_uint8(progress=progress)).numpy()[:, idx]
         # Per attribute, the share of samples whose probability lies in [0.2, 0.8] (what makes a
         # sample ambiguous), on the generated and on the real test images.
-        amb = ((probs >= 0.2) & (probs <= 0.8)).mean(0)
-        test_amb = ((test_probs >= 0.2) & (test_probs <= 0.8)).mean(0)
+        amb_mask = (probs >= 0.2) & (probs <= 0.8)
+        test_amb_mask = (test_probs >= 0.2) & (test_probs <= 0.8)
+        amb, test_amb = amb_mask.mean(0), test_amb_mask.mean(0)
         per = {ATTRIBUTES[i]: {"train": round(float(t), 4), "generated": round(float(g), 4),
                                "abs_diff": round(float(abs(g - t)), 4), "ambiguous": round(float(a), 4),
                                "ambiguous_real_test": round(float(ta), 4)}
@@ -503,8 +504,8 @@ def evaluate_generator(generator: str | os.PathLike, data: str | os.PathLike, cl
             max_abs_freq_diff=max(diffs),
             attributes_within_0_05=int(sum(d <= 0.05 for d in diffs)),
             n_attributes=len(diffs),
-            unambiguous_fraction=round(float(((probs < 0.2) | (probs > 0.8)).all(1).mean()), 4),
-            unambiguous_fraction_real_test=round(float(((test_probs < 0.2) | (test_probs > 0.8)).all(1).mean()), 4),
+            unambiguous_fraction=round(float(1 - amb_mask.any(1).mean()), 4),
+            unambiguous_fraction_real_test=round(float(1 - test_amb_mask.any(1).mean()), 4),
         )
     if clip_eval is not None:
         from model.clip_io import encode_images, load_clip
