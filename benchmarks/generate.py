@@ -7,7 +7,8 @@ Prints, in one run, with the machine and the date:
    once for 16 different prompts (16 texts encoded) and once for one prompt x 16 samples;
 2. the rate of `main.py pairs` sampling (z -> w -> image -> CLIP image embedding -> shard file)
    relative to G forward + CLIP image encoding alone at the same batch size (target >= 90%).
-Medians over ``--repeats`` timed runs after one warm-up. Defaults: the bundled toy models.
+Medians over ``--repeats`` rounds after one warm-up round; within a round the timed calls alternate
+(G alone, then the pipeline), and each ratio is the median of the per-round ratios. Defaults: the bundled toy models.
 With ``--ffhq 256`` (or 1024) it also times item 1 with an FFHQ-sized StyleGAN2 of random weights
 (benchmarks/synthesis.py's configuration) and a flow of the default real-setting size on w = 512
 (random weights; the speed does not depend on them), conditioned by the same CLIP: the toy
@@ -50,16 +51,39 @@ def _median_time(fn, repeats: int, sync) -> float:
     return statistics.median(ts)
 
 
+def _interleaved(fns: dict, repeats: int, sync) -> dict:
+    """Times of every function, run in turn within each of ``repeats`` rounds (one warm-up round
+    first): {name: [seconds per round]}. Alternating the functions makes a slow spell of a shared
+    machine hit all of them alike, so per-round ratios are steadier than ratios of separate medians."""
+    ts: dict = {k: [] for k in fns}
+    for r in range(repeats + 1):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if r:
+                ts[k].append(time.perf_counter() - t0)
+    return ts
+
+
+def _median_ratio(num: list, den: list) -> float:
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
 def ratio_lines(pipe, G, prompts, B, repeats, sync, dev) -> None:
-    """Print time(text encode + mapper + G) / time(G alone), for B prompts x 1 and 1 prompt x B."""
+    """Print time(text encode + mapper + G) / time(G alone), for B prompts x 1 and 1 prompt x B:
+    the median over rounds of the per-round ratio (the three calls alternate within a round)."""
     from model.mapper import broadcast_w
 
     with torch.no_grad():
         ws = broadcast_w(pipe.mapper.sample(pipe.embed(prompts[:1]), B, 1.0, generator=torch.Generator().manual_seed(0)), G.num_ws).to(dev)
-        t_g = _median_time(lambda: G.synthesis(ws, noise_mode="const"), repeats, sync)
-        t_full = _median_time(lambda: pipe.generate(prompts, 1, seed=0, batch_size=B), repeats, sync)
-        t_one = _median_time(lambda: pipe.generate(prompts[:1], B, seed=0, batch_size=B), repeats, sync)
-    r_full, r_one = t_full / t_g, t_one / t_g
+        ts = _interleaved({
+            "G": lambda: G.synthesis(ws, noise_mode="const"),
+            "full": lambda: pipe.generate(prompts, 1, seed=0, batch_size=B),
+            "one": lambda: pipe.generate(prompts[:1], B, seed=0, batch_size=B),
+        }, repeats, sync)
+    t_g, t_full, t_one = (statistics.median(ts[k]) for k in ("G", "full", "one"))
+    r_full, r_one = _median_ratio(ts["full"], ts["G"]), _median_ratio(ts["one"], ts["G"])
     print(f"G alone (synthesis of {B} w):                        {1000 * t_g:8.1f} ms")
     print(f"text encode + mapper + G, {B} prompts x 1 image:     {1000 * t_full:8.1f} ms  ratio {r_full:.3f}  "
           f"(target <= 1.10: {'met' if r_full <= 1.10 else 'NOT met'})")
@@ -113,29 +137,30 @@ def main() -> None:
               f"flow of the default size ({flow.config['layers']} coupling layers, hidden {flow.config['hidden']}); same CLIP")
         ratio_lines(MapperPipeline("flow", big, clip_model, flow, device=dev), big, prompts, B, a.repeats, sync, dev)
 
-    # Pair sampling vs its unavoidable work (G forward + CLIP image encoding).
+    # Pair sampling vs its unavoidable work (G forward + CLIP image encoding of the same number of
+    # samples), alternating within each round as above.
+    n = B * a.pairs_batches
+    gen_id = str(a.generator or "bundled")
+    clip_id = clip_identity(pipe.clip_name)
     with torch.no_grad():
         z = torch.randn(B, G.z_dim, generator=torch.Generator().manual_seed(0)).to(dev)
 
         def core():
-            img = G.synthesis(G.mapping(z, truncation_psi=1.0), noise_mode="const")
-            encode_images(clip_model, img, batch_size=B, device=dev, progress=False)
+            for _ in range(a.pairs_batches):
+                img = G.synthesis(G.mapping(z, truncation_psi=1.0), noise_mode="const")
+                encode_images(clip_model, img, batch_size=B, device=dev, progress=False)
 
-        t_core = _median_time(core, a.repeats, sync)
-    n = B * a.pairs_batches
-    rates = []
-    gen_id = str(a.generator or "bundled")
-    clip_id = clip_identity(pipe.clip_name)
-    for r in range(max(1, a.repeats // 2)):
-        with tempfile.TemporaryDirectory() as d:
-            t0 = time.perf_counter()
-            sample_pairs(G, clip_model, d, n, generator_id=gen_id, clip_id=clip_id, batch_size=B, seed=r,
-                         shard_size=max(n, 1024), device=dev, thumbnails=0, progress=False)
-            sync()
-            rates.append(n / (time.perf_counter() - t0))
-    rate_pairs = statistics.median(rates)
-    rate_core = B / t_core
-    frac = rate_pairs / rate_core
+        seeds = iter(range(10**6))
+
+        def pairs():
+            with tempfile.TemporaryDirectory() as d:
+                sample_pairs(G, clip_model, d, n, generator_id=gen_id, clip_id=clip_id, batch_size=B, seed=next(seeds),
+                             shard_size=max(n, 1024), device=dev, thumbnails=0, progress=False)
+
+        ts = _interleaved({"core": core, "pairs": pairs}, max(1, a.repeats // 2), sync)
+    rate_core = n / statistics.median(ts["core"])
+    rate_pairs = n / statistics.median(ts["pairs"])
+    frac = _median_ratio(ts["core"], ts["pairs"])
     print(f"G forward + CLIP image encode alone:                 {rate_core:8.1f} samples/s")
     print(f"pair sampling (`main.py pairs` code path, {n} pairs): {rate_pairs:8.1f} samples/s  = {100 * frac:.1f}% "
           f"(target >= 90%: {'met' if frac >= 0.90 else 'NOT met'})")

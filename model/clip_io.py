@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from typing import Sequence
 
@@ -114,6 +115,31 @@ def preprocess_tensor(images: torch.Tensor | np.ndarray, resolution: int) -> tor
     return (x - mean) / std
 
 
+# Printable ASCII without "&": text that ftfy.fix_text and html.unescape return unchanged.
+_PLAIN_ASCII = re.compile(r"[ -%'-~]*")
+
+
+def _bpe_tokens(tok, text: str) -> list[int]:
+    """``tok.encode(text)`` (clip's SimpleTokenizer), with a shortcut for plain ASCII prompts.
+
+    ``SimpleTokenizer.encode`` first cleans the text with ``ftfy.fix_text`` and a double
+    ``html.unescape``; on printable ASCII without ``&`` (nearly every prompt) both are the
+    identity (ftfy repairs mojibake, curly quotes, ligatures, wide characters, control and
+    terminal-escape characters, HTML entities; none can occur there) yet cost about half of the
+    tokenizer's time. Such text goes straight to the steps after cleaning (whitespace collapse,
+    lower case, the BPE pattern, byte encoding, BPE with the tokenizer's cache); any other text
+    takes ``encode`` itself. tests/test_clip_io.py checks the two agree on random text.
+    """
+    if not _PLAIN_ASCII.fullmatch(text):
+        return tok.encode(text)
+    out: list[int] = []
+    for piece in tok.pat.findall(" ".join(text.split()).lower()):
+        # Every byte of an ASCII piece is its own character here, so the byte encoding is
+        # one dictionary lookup per character.
+        out.extend(tok.encoder[b] for b in tok.bpe("".join(tok.byte_encoder[ord(ch)] for ch in piece)).split(" "))
+    return out
+
+
 def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = False) -> torch.Tensor:
     """Tokens for ``prompts`` at the model's context length.
 
@@ -126,7 +152,7 @@ def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = Fa
     tok = clip.clip._tokenizer
     sot, eot = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
     # Tokens exactly as clip.tokenize makes them, with each prompt's BPE run once.
-    seqs = [[sot, *tok.encode(p), eot] for p in prompts]
+    seqs = [[sot, *_bpe_tokens(tok, p), eot] for p in prompts]
     too_long = [p for p, t in zip(prompts, seqs) if len(t) > ctx]
     if too_long:
         first = too_long[0]
@@ -136,13 +162,13 @@ def tokenize(model: torch.nn.Module, prompts: Sequence[str], truncate: bool = Fa
                 f"prompt '{short}' is longer than the CLIP context of {ctx} tokens ({len(too_long)} such prompt(s)); shorten it or pass truncate=True"
             )
         warnings.warn(f"{len(too_long)} prompt(s) truncated to the CLIP context of {ctx} tokens, e.g. '{short}'")
-    out = torch.zeros(len(seqs), ctx, dtype=torch.int)
-    for i, t in enumerate(seqs):
+    rows = []
+    for t in seqs:
         if len(t) > ctx:
             t = t[:ctx]
             t[-1] = eot
-        out[i, : len(t)] = torch.tensor(t)
-    return out
+        rows.append(t + [0] * (ctx - len(t)))
+    return torch.tensor(rows, dtype=torch.int).reshape(len(rows), ctx)
 
 
 def _text_features(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -151,23 +177,31 @@ def _text_features(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
     CLIP's text transformer is causal and the feature is read at the end-of-text token (the
     largest token id), so the positions after it never influence the result: cutting them off
     gives the same features for a fraction of the work (a caption of 12 tokens instead of 77).
+    The blocks run batch-first with the attention written out (packed input projection,
+    ``F.scaled_dot_product_attention`` with the block's causal mask, output projection): the
+    same operations ``nn.MultiheadAttention`` performs, without its per-call argument checks
+    and layout changes, which cost more than the arithmetic at toy sizes.
     Falls back to ``encode_text`` for a model that is not built like ``clip.model.CLIP``.
     """
     blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
-    if blocks is None or not all(isinstance(getattr(b, "attn", None), torch.nn.MultiheadAttention) and hasattr(b, "attn_mask") for b in blocks):
+    if blocks is None or not all(isinstance(getattr(b, "attn", None), torch.nn.MultiheadAttention) and hasattr(b, "attn_mask")
+                                 and b.attn._qkv_same_embed_dim and b.attn.in_proj_bias is not None for b in blocks):
         return model.encode_text(tokens)
     eot_at = tokens.argmax(dim=-1)
     n = int(eot_at.max()) + 1
     dtype = model.dtype
-    x = model.token_embedding(tokens[:, :n]).type(dtype) + model.positional_embedding[:n].type(dtype)
-    x = x.permute(1, 0, 2)  # [L, N, D], as the blocks expect
+    x = model.token_embedding(tokens[:, :n]).type(dtype) + model.positional_embedding[:n].type(dtype)  # [N, L, D]
+    N, L, D = x.shape
     for b in blocks:
+        a = b.attn
+        heads = a.num_heads
         mask = b.attn_mask[:n, :n].to(dtype=x.dtype, device=x.device) if b.attn_mask is not None else None
-        h = b.ln_1(x)
-        x = x + b.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+        qkv = F.linear(b.ln_1(x), a.in_proj_weight, a.in_proj_bias).view(N, L, 3, heads, D // heads).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)  # [N, heads, L, D / heads]
+        x = x + a.out_proj(h.transpose(1, 2).reshape(N, L, D))
         x = x + b.mlp(b.ln_2(x))
-    x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
-    return x[torch.arange(x.shape[0], device=x.device), eot_at] @ model.text_projection
+    x = model.ln_final(x).type(dtype)
+    return x[torch.arange(N, device=x.device), eot_at] @ model.text_projection
 
 
 def _progress(total: int, desc: str, enabled: bool | None):

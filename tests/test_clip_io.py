@@ -114,6 +114,22 @@ def test_tokens_match_clip_tokenize(tiny_clip_path):
     assert torch.equal(ours, clip.tokenize(prompts, context_length=77, truncate=True))
 
 
+def test_plain_ascii_shortcut_matches_clip_tokenizer():
+    """The tokenizer's shortcut for plain ASCII gives SimpleTokenizer.encode's tokens on random text
+    (plain ASCII, and text with whitespace, "&", entities, accents, curly quotes, control characters)."""
+    import random
+    import string
+
+    tok = clip.clip._tokenizer
+    rng = random.Random(0)
+    pools = [string.printable, string.ascii_letters + " .,!?'-", string.printable + "&;é’“”ﬁ\u3000\x00\x1b"]
+    texts = ["a man", "  A  Woman,\twearing a HAT! ", "&amp; a hat", "café", "it’s", "x\x1b[31my"]
+    texts += ["".join(rng.choice(pools[i % 3]) for _ in range(rng.randint(0, 40))) for i in range(3000)]
+    assert sum(bool(clip_io._PLAIN_ASCII.fullmatch(t)) for t in texts) > 1000  # the shortcut is exercised
+    for t in texts:
+        assert clip_io._bpe_tokens(tok, t) == tok.encode(t), repr(t)
+
+
 @pytest.mark.parametrize("heads,layers", [(1, 1), (2, 3)])
 def test_text_features_on_prefix_equal_encode_text(tmp_path, heads, layers):
     """Cutting the context after the last end-of-text token changes nothing (causal mask)."""
