@@ -256,14 +256,16 @@ def _coupling_rqs_inverse(t: GeneralCouplingTransform, y: torch.Tensor, c: torch
 
 def _coupling_indices(t: GeneralCouplingTransform) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(kept features, transformed features, the permutation that puts [kept, transformed] back in place)."""
+    # Cached per mask tensor and version: loading a state dict or moving the module replaces or
+    # bumps the mask, which recomputes the indices.
+    key = (t.mask.data_ptr(), t.mask._version, t.mask.device)
     cache = getattr(t, "_rqs_index_cache", None)
-    if cache is None or cache[0].device != t.mask.device:
+    if cache is None or cache[0] != key:
         idx_a = t.mask.nonzero().squeeze(-1)
         idx_b = (~t.mask).nonzero().squeeze(-1)
-        inv_perm = torch.argsort(torch.cat((idx_a, idx_b)))
-        cache = (idx_a, idx_b, inv_perm)
+        cache = (key, (idx_a, idx_b, torch.argsort(torch.cat((idx_a, idx_b)))))
         t._rqs_index_cache = cache
-    return cache
+    return cache[1]
 
 
 def _noise(n: int, d: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:

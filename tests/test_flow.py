@@ -59,6 +59,12 @@ def test_direct_spline_inverse_equals_zuko(w_dim, bins):
         assert torch.equal(ours, ref)
         assert (u.abs() > 5).any() and (ours - u * f.w_std - f.w_mean).abs().max() > 0.1  # both regimes, not the identity
         assert torch.equal(f.inverse(u, e), ref)
+        # Masks loaded after a first call (another mask seed) are used, not the cached indices.
+        other = ConditionalFlow(w_dim, 8, layers=3, hidden=32, bins=bins, context_dim=16, context_hidden=32, mask_seed=4).state_dict()
+        assert sum(k.endswith("mask") for k in other) >= 3
+        f.load_state_dict({k: (other[k] if k.endswith("mask") else v) for k, v in f.state_dict().items()})
+        assert torch.equal(f._inverse_ctx(u, c), f._inverse_ctx_zuko(u, c))
+        assert not torch.equal(f._inverse_ctx(u, c), ref)
         assert torch.equal(f.sample(e[:2], 3, 0.7, generator=torch.Generator().manual_seed(0)),
                            f._inverse_ctx_zuko(0.7 * torch.randn(6, w_dim, generator=torch.Generator().manual_seed(0)),
                                                f._ctx(e[:2]).repeat_interleave(3, dim=0)))
