@@ -48,7 +48,7 @@ def test_train_save_load_predict(toy_data, tmp_path):
 
     def spy(*a, **k):
         v = orig(*a, **k)
-        losses.append(float(v))
+        losses.append(float(v.detach()))
         return v
 
     mc.masked_bce = spy
