@@ -318,7 +318,7 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         "train_images": int(n),
         "batch_size": bs,
         "final_loss_ema": None if loss_ema is None else round(loss_ema, 4),
-        "logit_scale": round(float(model.logit_scale.exp()), 2),
+        "logit_scale": round(float(model.logit_scale.detach().exp()), 2),
         "arch": arch,
         "history": history,
     }
