@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import statistics
@@ -37,18 +38,6 @@ PROMPTS = [
     "a smiling man with a mustache", "a woman with earrings", "a man with brown hair", "a woman with glasses",
     "a person with the mouth slightly open", "a woman with heavy makeup", "a bearded man", "a lady with bangs",
 ]
-
-
-def _median_time(fn, repeats: int, sync) -> float:
-    fn()
-    sync()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def _interleaved(fns: dict, repeats: int, sync) -> dict:
@@ -150,7 +139,7 @@ def main() -> None:
                 img = G.synthesis(G.mapping(z, truncation_psi=1.0), noise_mode="const")
                 encode_images(clip_model, img, batch_size=B, device=dev, progress=False)
 
-        seeds = iter(range(10**6))
+        seeds = itertools.count()  # a fresh pair set per round
 
         def pairs():
             with tempfile.TemporaryDirectory() as d:
