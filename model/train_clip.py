@@ -137,22 +137,26 @@ def split_indices(n: int, split_half: str) -> np.ndarray:
 
 def augment_uint8(x: torch.Tensor, gen: torch.Generator, flip: bool = True, translate: int = 0) -> torch.Tensor:
     """Random horizontal flip and integer shift (edge-replicated) of a uint8 batch [N, 3, H, W]."""
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
+    if not flip and translate <= 0:
+        return x
+    rows = torch.arange(h).expand(n, h)
+    cols = torch.arange(w).expand(n, w)
     if flip:
         m = torch.rand(n, generator=gen) < 0.5
-        x = torch.where(m.view(n, 1, 1, 1), x.flip(-1), x)
     if translate > 0:
         t = translate
-        pad = F.pad(x.float(), (t, t, t, t), mode="replicate")
         dx = torch.randint(0, 2 * t + 1, (n,), generator=gen)
         dy = torch.randint(0, 2 * t + 1, (n,), generator=gen)
-        rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # [n, h]
-        cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # [n, w]
-        idx_r = rows.view(n, 1, h, 1).expand(n, 3, h, w + 2 * t)
-        pad = pad.gather(2, idx_r)
-        idx_c = cols.view(n, 1, 1, w).expand(n, 3, h, w)
-        x = pad.gather(3, idx_c).to(torch.uint8)
-    return x
+        # Output pixel (r, c) reads the (flipped) input at (r + dy - t, c + dx - t), clamped to
+        # the image: a shift of the edge-padded image.
+        rows = (rows + dy.view(n, 1) - t).clamp(0, h - 1)
+        cols = (cols + dx.view(n, 1) - t).clamp(0, w - 1)
+    if flip:  # column j of the flipped image is column w - 1 - j of the input
+        cols = torch.where(m.view(n, 1), w - 1 - cols, cols)
+    # Flip and shift as one gather of the flattened pixels.
+    src = (rows.view(n, h, 1) * w + cols.view(n, 1, w)).view(n, 1, h * w).expand(n, c, h * w)
+    return x.reshape(n, c, h * w).gather(2, src).view(n, c, h, w)
 
 
 def _open_dataset(root: str, split: str, resolution: int):
@@ -198,9 +202,64 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
 
+class RowAdamW:
+    """AdamW without weight decay on the rows of one matrix that have had a gradient so far.
+
+    Made for the token embedding: the captions use a few hundred of CLIP's 49,408 tokens. A row
+    that has never had a gradient has zero moments, and AdamW (the embedding gets no weight
+    decay) leaves it exactly unchanged; so updating only the rows seen so far is the update of
+    ``torch.optim.AdamW`` on the whole matrix, computed by that same class on the gathered rows
+    (tests/test_train_clip.py checks the weights bit for bit), at a small fraction of the cost.
+    The matrix's gradient is dense as usual (and counts in gradient clipping); ``step`` clears it.
+    """
+
+    def __init__(self, weight: torch.nn.Parameter, betas=(0.9, 0.98), eps: float = 1e-6):
+        self.weight, self.betas, self.eps = weight, betas, eps
+        self.exp_avg = torch.zeros_like(weight, memory_format=torch.contiguous_format)
+        self.exp_avg_sq = torch.zeros_like(self.exp_avg)
+        self.seen = torch.zeros(weight.shape[0], dtype=torch.bool)
+        self.steps = 0
+
+    def mark(self, ids: torch.Tensor) -> None:
+        """Rows that this step's gradient may reach (every token id of the batch)."""
+        self.seen[ids.reshape(-1).long()] = True
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        rows = self.seen.nonzero().squeeze(1)
+        p = self.weight[rows].clone().requires_grad_()
+        p.grad = self.weight.grad[rows]
+        opt = torch.optim.AdamW([p], lr=lr, betas=self.betas, eps=self.eps, weight_decay=0.0)
+        opt.state[p] = {"step": torch.tensor(float(self.steps)), "exp_avg": self.exp_avg[rows], "exp_avg_sq": self.exp_avg_sq[rows]}
+        with torch.enable_grad():
+            opt.step()
+        self.weight[rows] = p
+        self.exp_avg[rows] = opt.state[p]["exp_avg"]
+        self.exp_avg_sq[rows] = opt.state[p]["exp_avg_sq"]
+        self.steps += 1
+        self.weight.grad = None
+
+    def state_dict(self) -> dict[str, Any]:
+        rows = self.seen.nonzero().squeeze(1)
+        return {"rows": rows, "exp_avg": self.exp_avg[rows], "exp_avg_sq": self.exp_avg_sq[rows], "steps": self.steps}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        rows = st["rows"].long()
+        self.seen.zero_()
+        self.seen[rows] = True
+        self.exp_avg.zero_()
+        self.exp_avg_sq.zero_()
+        self.exp_avg[rows] = st["exp_avg"]
+        self.exp_avg_sq[rows] = st["exp_avg_sq"]
+        self.steps = int(st["steps"])
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float):
+    """AdamW groups of every parameter but the token embedding (``RowAdamW`` updates that one)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if name == "token_embedding.weight":
+            continue
         # gains, biases, embeddings, the temperature: no weight decay
         if p.ndim < 2 or "embedding" in name or name in ("logit_scale", "visual.class_embedding"):
             no_decay.append(p)
@@ -238,6 +297,7 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
     model = build_clip(arch)
     model.train()
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    emb_opt = RowAdamW(model.token_embedding.weight, betas=(0.9, 0.98), eps=1e-6)
     step = 0
     elapsed_before = 0.0
     cpu_before = 0.0
@@ -249,7 +309,10 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         if st.get("arch") != arch:
             raise UserError(f"--resume: {state_path} was trained with another architecture ({st.get('arch')})")
         model.load_state_dict(st["model"])
+        if "emb_opt" not in st:
+            raise UserError(f"--resume: {state_path} was written by an older version of train clip (one optimizer for every parameter); retrain, or resume with that version")
         opt.load_state_dict(st["opt"])
+        emb_opt.load_state_dict(st["emb_opt"])
         step = int(st["step"])
         elapsed_before = float(st.get("elapsed", 0.0))
         cpu_before = float(st.get("cpu", 0.0))
@@ -258,7 +321,7 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
     def save(step_done: int, elapsed: float) -> None:
         save_clip(model, cfg.out)
         atomic_torch_save(
-            {"model": model.state_dict(), "opt": opt.state_dict(), "step": step_done, "elapsed": elapsed, "cpu": cpu_before + time.process_time() - c0, "arch": arch, "history": history, "config": _jsonable(asdict(cfg))},
+            {"model": model.state_dict(), "opt": opt.state_dict(), "emb_opt": emb_opt.state_dict(), "step": step_done, "elapsed": elapsed, "cpu": cpu_before + time.process_time() - c0, "arch": arch, "history": history, "config": _jsonable(asdict(cfg))},
             state_path,
         )
 
@@ -276,13 +339,16 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         rng = np.random.default_rng([cfg.seed, 11, step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         x = augment_uint8(images[b], gen, flip=cfg.flip, translate=cfg.translate)
-        from model.clip_io import preprocess_tensor
+        from model.clip_io import preprocess_tensor, tokenize
 
         x = preprocess_tensor(x, res)
-        tokens = clip.tokenize(_captions_for(attrs[b], rng, mask), context_length=arch["context_length"], truncate=True)
+        caps = _captions_for(attrs[b], rng, mask)
+        tokens = tokenize(model, caps)  # clip.tokenize's tokens, faster (model.clip_io)
 
+        lr = _lr_at(step, total, cfg.warmup_steps, cfg.lr)
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, total, cfg.warmup_steps, cfg.lr)
+            g["lr"] = lr
+        emb_opt.mark(tokens)
         from loss import clip_contrastive_loss
 
         img_emb = model.encode_image(x)
@@ -295,6 +361,7 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        emb_opt.step(lr)
         with torch.no_grad():
             model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
         step += 1

@@ -122,3 +122,52 @@ def test_train_clip_cli_errors(tmp_path):
     r = subprocess.run([sys.executable, "main.py", "train", "clip", "--data", str(tmp_path), "--out", str(tmp_path / "c.pt"), "--resume"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 1 and "error: " in r.stderr
+
+
+def test_augment_shift_is_edge_padded_shift():
+    """The one-gather shift equals shifting the edge-replicated padded image, sample by sample."""
+    from model.train_clip import augment_uint8
+
+    x = torch.randint(0, 256, (20, 3, 12, 10), dtype=torch.uint8)
+    got = augment_uint8(x, torch.Generator().manual_seed(3), flip=True, translate=3)
+    gen = torch.Generator().manual_seed(3)
+    m = torch.rand(20, generator=gen) < 0.5
+    dx = torch.randint(0, 7, (20,), generator=gen)
+    dy = torch.randint(0, 7, (20,), generator=gen)
+    flipped = torch.where(m.view(-1, 1, 1, 1), x.flip(-1), x)
+    pad = torch.nn.functional.pad(flipped.float(), (3, 3, 3, 3), mode="replicate").to(torch.uint8)
+    want = torch.stack([pad[i, :, dy[i] : dy[i] + 12, dx[i] : dx[i] + 10] for i in range(20)])
+    assert got.dtype == torch.uint8 and torch.equal(got, want)
+    assert not torch.equal(got, x)
+
+
+def test_row_adamw_equals_adamw_on_the_whole_matrix():
+    """RowAdamW (rows seen so far) gives AdamW's weights and moments bit for bit."""
+    from model.train_clip import RowAdamW
+
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(300, 64, generator=g)
+    dense = torch.nn.Parameter(w0.clone())
+    rowwise = torch.nn.Parameter(w0.clone())
+    ref = torch.optim.AdamW([dense], lr=1e-2, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0)
+    opt = RowAdamW(rowwise, betas=(0.9, 0.98), eps=1e-6)
+    for step in range(40):
+        ids = torch.randint(0, 40 + 4 * step, (25,), generator=g)  # new rows keep appearing, old ones drop out
+        grad = torch.zeros(300, 64)
+        grad.index_add_(0, ids, torch.randn(25, 64, generator=g))
+        lr = 1e-2 * (1 + step % 3)
+        for group in ref.param_groups:
+            group["lr"] = lr
+        dense.grad = grad.clone()
+        ref.step()
+        rowwise.grad = grad.clone()
+        opt.mark(ids)
+        opt.step(lr)
+        assert rowwise.grad is None
+        if step == 20:  # a state round trip in the middle
+            st = opt.state_dict()
+            opt = RowAdamW(rowwise, betas=(0.9, 0.98), eps=1e-6)
+            opt.load_state_dict(st)
+    assert torch.equal(dense.detach(), rowwise.detach())
+    assert torch.equal(ref.state[dense]["exp_avg"], opt.exp_avg) and torch.equal(ref.state[dense]["exp_avg_sq"], opt.exp_avg_sq)
+    assert not torch.equal(dense.detach(), w0) and torch.equal(rowwise.detach()[200:], w0[200:])  # never-seen rows untouched
