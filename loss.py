@@ -95,22 +95,32 @@ def elbo(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: to
 # ---------------------------------------------------------------------------
 
 
-def clip_contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+def clip_contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float,
+                          negative_text_emb: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE loss of CLIP over a batch of matching (image, text) pairs.
 
     ``image_emb`` and ``text_emb`` are [N, D] (normalised here); pair i is (image i, text i)
     and every other text / image in the batch is a negative. ``logit_scale`` is the
     log-temperature parameter (the similarity is multiplied by ``exp(logit_scale)``).
+    ``negative_text_emb`` [M, D], optional: texts that describe no image of the batch (hard
+    negatives, e.g. captions naming an attribute their face lacks); they are extra columns of
+    every image's image->text softmax and have no text->image term.
     Returns the mean of the image->text and text->image cross-entropies (nats).
     """
     if image_emb.shape != text_emb.shape or image_emb.ndim != 2:
         raise ValueError(f"expected two [N, D] embeddings of the same shape, got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
+    if negative_text_emb is not None and (negative_text_emb.ndim != 2 or negative_text_emb.shape[1] != text_emb.shape[1]):
+        raise ValueError(f"expected negative texts [M, {text_emb.shape[1]}], got {tuple(negative_text_emb.shape)}")
     img = F.normalize(image_emb.float(), dim=-1)
     txt = F.normalize(text_emb.float(), dim=-1)
     scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=img.device).exp()
     logits = scale * img @ txt.t()
     target = torch.arange(len(img), device=img.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    i2t = logits
+    if negative_text_emb is not None and len(negative_text_emb):
+        neg = F.normalize(negative_text_emb.float(), dim=-1)
+        i2t = torch.cat([logits, scale * img @ neg.t()], dim=1)
+    return 0.5 * (F.cross_entropy(i2t, target) + F.cross_entropy(logits.t(), target))
 
 
 # ---------------------------------------------------------------------------

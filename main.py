@@ -190,14 +190,16 @@ def _bundled_name_for(out):
 @click.option("--vision-layers", default=4, show_default=True, type=int)
 @click.option("--text-layers", default=3, show_default=True, type=int)
 @click.option("--embed-dim", default=128, show_default=True, type=int)
+@click.option("--hard-negatives", default=0, show_default=True, type=click.IntRange(0, 8),
+              help="False captions per image (one attribute it lacks, among true ones) added as negatives of its image->text softmax.")
 @click.option("--eval/--no-eval", "do_eval", default=True, show_default=True, help="Evaluate on the test partition at the end.")
-def train_clip_cmd(data, out, seed, split_half, epochs, steps, batch_size, lr, resume, threads, vision_width, vision_patch, vision_layers, text_layers, embed_dim, do_eval):
+def train_clip_cmd(data, out, seed, split_half, epochs, steps, batch_size, lr, resume, threads, vision_width, vision_patch, vision_layers, text_layers, embed_dim, hard_negatives, do_eval):
     """Train a toy CLIP (clip.model.CLIP, 64x64 ViT) contrastively on (image, caption) pairs."""
     from model.train_clip import ClipTrainConfig, evaluate_clip, format_clip_metrics, train_clip
 
     arch = dict(vision_width=vision_width, vision_patch_size=vision_patch, vision_layers=vision_layers, transformer_layers=text_layers, embed_dim=embed_dim)
     cfg = ClipTrainConfig(data=data, out=out, seed=seed, split_half=split_half, epochs=epochs, steps=steps, batch_size=batch_size,
-                          lr=lr, resume=resume, threads=threads, arch=arch)
+                          lr=lr, resume=resume, threads=threads, arch=arch, hard_negatives=hard_negatives)
     s = train_clip(cfg)
     click.echo(f"wrote {out} ({s['steps']} steps, {s['train_images']} images, {s['wall_time_s']:.0f} s wall, {s['cpu_time_s']:.0f} s CPU, loss {s['final_loss_ema']}, scale {s['logit_scale']})")
     metrics = {"wall_time_s": s["wall_time_s"], "cpu_time_s": s["cpu_time_s"], "threads": s["threads"], "steps": s["steps"], "train_images": s["train_images"], "final_loss": s["final_loss_ema"]}

@@ -128,16 +128,20 @@ def _present(row: np.ndarray, mask: np.ndarray | None) -> tuple[int, list[str]]:
     return gender, feats
 
 
-def _compose(gender: int, feats: list[str], rng: np.random.Generator, keep: float, max_features: int = 8) -> str:
+def _compose(gender: int, feats: list[str], rng: np.random.Generator, keep: float, max_features: int = 8,
+             force: str | None = None) -> str:
     if "No_Beard" in feats and rng.random() >= NO_BEARD_RATE:
         feats = [f for f in feats if f != "No_Beard"]
     if feats and keep < 1:
         kept = [f for f in feats if rng.random() < keep]
-        if not kept:
+        if not kept and force is None:
             kept = [feats[int(rng.integers(len(feats)))]]
         feats = kept
     order = rng.permutation(len(feats))
     feats = [feats[i] for i in order][:max_features]
+    if force is not None:  # always named, at a random place
+        feats = feats[: max_features - 1]
+        feats.insert(int(rng.integers(len(feats) + 1)), force)
     adjectives, posts = [], []
     for f in feats:
         adj = BEARD_ADJECTIVES if f == "_Beard" else ADJECTIVES.get(f)
@@ -167,6 +171,41 @@ def caption(attrs_row: Sequence[int], rng: np.random.Generator, mask: Sequence[b
     m = None if mask is None else np.asarray(mask, dtype=bool)
     gender, feats = _present(row, m)
     return _compose(gender, feats, rng, keep)
+
+
+def false_caption(attrs_row: Sequence[int], rng: np.random.Generator, mask: Sequence[bool] | None = None, keep: float = 0.8) -> str:
+    """A caption that does not describe the face: one false statement among true ones.
+
+    The false statement is drawn uniformly from what the row makes false: an attribute the
+    face lacks (among those ``mask`` allows), a beard on a clean-shaven face or "clean-shaven"
+    on a bearded man, or the other sex. The rest is a random subset (``keep``) of the present
+    attributes, worded as ``caption`` words them. Used as a hard negative text in training:
+    a caption differing from a true one by a single attribute.
+    """
+    row = np.asarray(attrs_row)
+    if row.shape != (len(ATTRIBUTES),):
+        raise ValueError(f"expected {len(ATTRIBUTES)} attributes, got shape {row.shape}")
+    m = None if mask is None else np.asarray(mask, dtype=bool)
+    gender, feats = _present(row, m)
+    known = lambda a: m is None or m[ATTR_INDEX[a]]
+    options = [a for a in ATTRIBUTES if a not in ("Male", "No_Beard") and known(a) and row[ATTR_INDEX[a]] < 0]
+    if known("No_Beard"):
+        if row[ATTR_INDEX["No_Beard"]] > 0:
+            options.append("_Beard")
+        elif gender == 1 and "_Beard" in feats:
+            options.append("No_Beard")
+    if gender != 0:
+        options.append("Male")
+    if not options:
+        raise ValueError("no attribute of this row can be stated falsely")
+    false = options[int(rng.integers(len(options)))]
+    if false == "Male":
+        gender = -gender
+        # the true features, without what only a man is described with
+        return _compose(gender, [f for f in feats if gender == 1 or f != "No_Beard"], rng, keep)
+    # not the true statement that the false one contradicts ("clean-shaven" vs "with a beard")
+    feats = [f for f in feats if {f, false} != {"No_Beard", "_Beard"}]
+    return _compose(gender, feats, rng, keep, force=false)
 
 
 def captions(attrs: np.ndarray, seed: int, n_per_image: int = 1, mask: Sequence[bool] | None = None,

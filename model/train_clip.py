@@ -66,6 +66,7 @@ class ClipTrainConfig:
     warmup_steps: int = 100
     flip: bool = True
     translate: int = 3  # random shift in pixels (edge padding)
+    hard_negatives: int = 0  # false captions per image, extra negatives of its image->text softmax
     checkpoint_every: int = 100
     state: str | None = None  # training-state file (default: OUT + ".state")
     resume: bool = False
@@ -190,6 +191,13 @@ def _captions_for(attrs: np.ndarray, rng: np.random.Generator, mask: np.ndarray,
     return out
 
 
+def _false_captions_for(row: np.ndarray, rng: np.random.Generator, mask: np.ndarray, k: int) -> list[str]:
+    """``k`` captions of one face that each state one thing it lacks (``dataset.captions.false_caption``)."""
+    from dataset.captions import false_caption
+
+    return [false_caption(row, rng, mask=mask, keep=float(rng.uniform(0.3, 1.0))) for _ in range(k)]
+
+
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
@@ -308,6 +316,8 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         st = load_training_state(state_path)
         if st.get("arch") != arch:
             raise UserError(f"--resume: {state_path} was trained with another architecture ({st.get('arch')})")
+        if int(st.get("config", {}).get("hard_negatives", 0)) != cfg.hard_negatives:
+            raise UserError(f"--resume: {state_path} was trained with --hard-negatives {st.get('config', {}).get('hard_negatives', 0)}, not {cfg.hard_negatives}")
         model.load_state_dict(st["model"])
         if "emb_opt" not in st:
             raise UserError(f"--resume: {state_path} was written by an older version of train clip (one optimizer for every parameter); retrain, or resume with that version")
@@ -343,6 +353,10 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
 
         x = preprocess_tensor(x, res)
         caps = _captions_for(attrs[b], rng, mask)
+        if cfg.hard_negatives > 0:
+            # own stream, so that the positives are those of a run without hard negatives
+            nrng = np.random.default_rng([cfg.seed, 13, step])
+            caps += [c for row in attrs[b] for c in _false_captions_for(row, nrng, mask, cfg.hard_negatives)]
         tokens = tokenize(model, caps)  # clip.tokenize's tokens, faster (model.clip_io)
 
         lr = _lr_at(step, total, cfg.warmup_steps, cfg.lr)
@@ -353,7 +367,7 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
 
         img_emb = model.encode_image(x)
         txt_emb = encode_text_train(model, tokens)
-        loss = clip_contrastive_loss(img_emb, txt_emb, model.logit_scale)
+        loss = clip_contrastive_loss(img_emb, txt_emb[: len(b)], model.logit_scale, txt_emb[len(b) :])
         if not torch.isfinite(loss):
             bar.close()
             raise UserError(f"loss became {loss.item()} at step {step}; stopped, the last good checkpoint is kept at {cfg.out} (state {state_path})")

@@ -122,3 +122,40 @@ def test_no_face_of_a_face():
     texts = [cap.prompt_for({"Bald": 1, "Wearing_Hat": 1}, rng) for _ in range(300)]
     assert any(t.startswith("a face ") for t in texts)
     assert not any("face of a face" in t or "face of a pale face" in t for t in texts)
+
+
+def _named(text: str, attr: str) -> bool:
+    words = {p.removeprefix("with ") for p in cap.PHRASES[attr]} | set(cap.ADJECTIVES.get(attr, []))
+    return any(w in text for w in words)
+
+
+def test_false_caption_states_one_absent_thing():
+    """A hard-negative caption names exactly what the face lacks: an absent attribute, a beard on a
+    clean-shaven face, "clean-shaven" on a bearded man, or the other sex; every option is drawn."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros(40, bool)
+    for a in ("Male", "No_Beard", "Smiling", "Eyeglasses", "Black_Hair", "Wearing_Hat"):
+        mask[ATTR_INDEX[a]] = True
+    man = _row(Male=1, Smiling=1, Black_Hair=1)  # clean-shaven, no glasses, no hat
+    seen = set()
+    for _ in range(300):
+        t = cap.false_caption(man, rng, mask=mask, keep=0.7)
+        woman = any(w in t for w in ("woman", "lady", "female"))
+        glasses, hat = _named(t, "Eyeglasses"), _named(t, "Wearing_Hat")
+        beard = any(w.removeprefix("with ") in t for w in cap.BEARD_PHRASES) or "bearded" in t
+        assert woman + glasses + hat + beard == 1, t  # one false statement
+        assert "clean-shaven" not in t or not beard
+        seen |= {k for k, v in dict(woman=woman, glasses=glasses, hat=hat, beard=beard).items() if v}
+    assert seen == {"woman", "glasses", "hat", "beard"}
+    bearded = _row(Male=1, No_Beard=-1, Eyeglasses=1, Black_Hair=1, Smiling=1, Wearing_Hat=1)
+    texts = [cap.false_caption(bearded, rng, mask=mask, keep=1.0) for _ in range(200)]
+    shaven = [t for t in texts if any(w in t for w in ("clean-shaven", "no beard", "shaved"))]
+    assert shaven and all("beard" not in t.replace("no beard", "") for t in shaven)  # the beard is not also said
+    assert all(any(w in t for w in ("woman", "lady", "female")) for t in texts if t not in shaven)
+    # Deterministic for a seed; a row with nothing false to say is an error.
+    a = [cap.false_caption(man, np.random.default_rng(5), mask=mask) for _ in range(3)]
+    assert a == [cap.false_caption(man, np.random.default_rng(5), mask=mask) for _ in range(3)]
+    only_sex_unknown = np.zeros(40, bool)
+    only_sex_unknown[ATTR_INDEX["Smiling"]] = True
+    with pytest.raises(ValueError):
+        cap.false_caption(_row(Smiling=1), rng, mask=only_sex_unknown)

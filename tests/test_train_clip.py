@@ -41,6 +41,26 @@ def test_contrastive_loss_known_cases():
         clip_contrastive_loss(a, b[:4], 1.0)
 
 
+def test_contrastive_loss_hard_negatives():
+    """Hard-negative texts are extra columns of the image->text softmax only."""
+    n = 6
+    e = torch.eye(n)  # orthogonal unit embeddings, scale 1: logits 1 on the diagonal, 0 elsewhere
+    neg = torch.eye(n)[[1, 1, 1]]  # three negatives in the direction of image 1
+    got = clip_contrastive_loss(e, e, 0.0, neg).item()
+    logits = torch.eye(n)
+    i2t = torch.cat([logits, logits[:, [1, 1, 1]]], 1)  # image 1 gets three more logits of 1
+    ref = 0.5 * (torch.nn.functional.cross_entropy(i2t, torch.arange(n)) + torch.nn.functional.cross_entropy(logits.t(), torch.arange(n)))
+    assert got == pytest.approx(ref.item(), rel=1e-6)
+    assert got > clip_contrastive_loss(e, e, 0.0).item()
+    # No negatives (None or empty) is the plain loss; a negative far from every image changes little.
+    a, b = torch.randn(8, 5), torch.randn(8, 5)
+    plain = clip_contrastive_loss(a, b, 1.0).item()
+    assert clip_contrastive_loss(a, b, 1.0, torch.zeros(0, 5)).item() == plain
+    assert clip_contrastive_loss(a, b, 1.0, torch.randn(4, 5)).item() > plain
+    with pytest.raises(ValueError):
+        clip_contrastive_loss(a, b, 1.0, torch.randn(4, 3))
+
+
 def test_fast_text_encoder_matches_clip():
     from model.train_clip import build_clip, encode_text_train
 
