@@ -192,10 +192,14 @@ def _captions_for(attrs: np.ndarray, rng: np.random.Generator, mask: np.ndarray,
 
 
 def _false_captions_for(row: np.ndarray, rng: np.random.Generator, mask: np.ndarray, k: int) -> list[str]:
-    """``k`` captions of one face that each state one thing it lacks (``dataset.captions.false_caption``)."""
+    """``k`` captions of one face that each state one thing it lacks (``dataset.captions.false_caption``);
+    none for a face of which nothing can be said falsely (every captioned attribute present, sex unknown)."""
     from dataset.captions import false_caption
 
-    return [false_caption(row, rng, mask=mask, keep=float(rng.uniform(0.3, 1.0))) for _ in range(k)]
+    try:
+        return [false_caption(row, rng, mask=mask, keep=float(rng.uniform(0.3, 1.0))) for _ in range(k)]
+    except ValueError:
+        return []
 
 
 # ---------------------------------------------------------------------------

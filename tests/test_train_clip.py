@@ -191,3 +191,19 @@ def test_row_adamw_equals_adamw_on_the_whole_matrix():
     assert torch.equal(dense.detach(), rowwise.detach())
     assert torch.equal(ref.state[dense]["exp_avg"], opt.exp_avg) and torch.equal(ref.state[dense]["exp_avg_sq"], opt.exp_avg_sq)
     assert not torch.equal(dense.detach(), w0) and torch.equal(rowwise.detach()[200:], w0[200:])  # never-seen rows untouched
+
+
+def test_train_clip_with_hard_negatives(toy_data, tmp_path):
+    from model.train_clip import ClipTrainConfig, train_clip
+    from torch_utils.misc import UserError
+
+    out = str(tmp_path / "clip_hn.pt")
+    cfg = ClipTrainConfig(data=toy_data, out=out, seed=0, steps=30, batch_size=64, lr=2e-3, warmup_steps=5,
+                          progress=False, arch=dict(TINY_ARCH), checkpoint_every=10, hard_negatives=1)
+    s = train_clip(cfg)
+    losses = [l for _, l in s["history"]]
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2, losses
+    # The loss has the extra columns: at step 0 it exceeds the plain loss of the same batch (~log 64).
+    assert losses[0] > math.log(64)
+    with pytest.raises(UserError, match="hard-negatives"):
+        train_clip(ClipTrainConfig(**{**cfg.__dict__, "steps": 32, "resume": True, "hard_negatives": 0}))
