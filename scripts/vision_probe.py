@@ -63,7 +63,7 @@ def main(data, steps, batch_size, lr, patch, width, layers, seed, threads, n_tes
     t0 = time.time()
     bar = tqdm(range(steps), desc="vision probe", unit="step")
     for step in bar:
-        for g in opt.param_groups:  # the CLIP trainer's schedule: 100 warm-up steps, cosine decay
+        for g in opt.param_groups:  # linear warm-up over 100 steps times a cosine decay over the run
             g["lr"] = lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         idx = torch.randint(0, len(x_train), (batch_size,), generator=gen)
