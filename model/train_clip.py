@@ -341,6 +341,9 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
 
     from tqdm import tqdm
 
+    from loss import clip_contrastive_loss
+    from model.clip_io import preprocess_tensor, tokenize
+
     t0 = time.time()
     c0 = time.process_time()
     bar = tqdm(total=total, initial=step, desc="train clip", unit="step", disable=not cfg.progress, dynamic_ncols=True)
@@ -353,8 +356,6 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         rng = np.random.default_rng([cfg.seed, 11, step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         x = augment_uint8(images[b], gen, flip=cfg.flip, translate=cfg.translate)
-        from model.clip_io import preprocess_tensor, tokenize
-
         x = preprocess_tensor(x, res)
         caps = _captions_for(attrs[b], rng, mask)
         if cfg.hard_negatives > 0:
@@ -367,8 +368,6 @@ def train_clip(cfg: ClipTrainConfig) -> dict[str, Any]:
         for g in opt.param_groups:
             g["lr"] = lr
         emb_opt.mark(tokens)
-        from loss import clip_contrastive_loss
-
         img_emb = model.encode_image(x)
         txt_emb = encode_text_train(model, tokens)
         loss = clip_contrastive_loss(img_emb, txt_emb[: len(b)], model.logit_scale, txt_emb[len(b) :])
