@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--model", default="flow", choices=["flow", "cvae-mapper"])
     ap.add_argument("--pairs-batches", type=int, default=4, help="batches written by the pair-sampling run")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the generator, CLIP and flow first (model/accel.py; G alone is then the compiled G too; the --ffhq models stay eager)")
     ap.add_argument("--ffhq", type=int, default=0, choices=[0, 256, 1024],
                     help="also time text + mapper + G with an FFHQ-sized generator of this resolution (random weights)")
     a = ap.parse_args()
@@ -100,7 +102,7 @@ def main() -> None:
 
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    cache = ModelCache(dev)
+    cache = ModelCache(dev, compile=a.compile)
     pipe = build_pipeline(a.model, clip=a.clip, generator=a.generator, mapper=a.mapper, device=dev, cache=cache)
     G, clip_model = pipe.G, pipe.clip
     B = a.batch
@@ -111,6 +113,13 @@ def main() -> None:
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, device {dev}")
     print(f"generator {G.img_resolution}x{G.img_resolution} (w_dim {G.w_dim}, num_ws {G.num_ws}); "
           f"CLIP input {clip_model.visual.input_resolution}px; mapper {a.model}; batch {B}; median of {a.repeats}")
+    if a.compile:
+        t0 = time.perf_counter()
+        with torch.no_grad():  # compile every shape the timed calls use, outside the timing
+            pipe.generate(prompts, 1, seed=0, batch_size=B)
+            pipe.generate(prompts[:1], B, seed=0, batch_size=B)
+        sync()
+        print(f"torch.compile (generator, CLIP, flow): first calls {time.perf_counter() - t0:.1f} s, compilation included")
 
     ratio_lines(pipe, G, prompts, B, a.repeats, sync, dev)
     if a.ffhq:

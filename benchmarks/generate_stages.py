@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="prompts per call (one image each)")
     ap.add_argument("--repeats", type=int, default=30, help="timed calls per stage (median)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the generator, CLIP and flow first (model/accel.py)")
     args = ap.parse_args()
 
     import clip
@@ -34,7 +35,7 @@ def main() -> None:
     from model.pipelines import build_pipeline
 
     torch.set_num_threads(args.threads)
-    pipe = build_pipeline("flow")
+    pipe = build_pipeline("flow", compile=args.compile)
     prompts = (["a smiling woman with blond hair", "a bald man with eyeglasses"] * args.batch)[: args.batch]
 
     with torch.no_grad():
@@ -56,7 +57,7 @@ def main() -> None:
             "whole pipeline call": lambda: pipe.generate(prompts, 1, seed=0, batch_size=args.batch),
         }
         ts = _interleaved(rows, args.repeats, lambda: None)
-    print(f"{args.batch} prompts x 1 image, {args.threads} torch thread(s), median of {args.repeats} rounds "
+    print(f"{args.batch} prompts x 1 image, {args.threads} torch thread(s), {'compiled' if args.compile else 'eager'}, median of {args.repeats} rounds "
           f"(indented rows: the library route the row above replaces)")
     for name, t in ts.items():
         print(f"{name:40s} {1000 * statistics.median(t):8.2f} ms")

@@ -189,10 +189,18 @@ def _text_features(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
         return model.encode_text(tokens)
     eot_at = tokens.argmax(dim=-1)
     n = int(eot_at.max()) + 1
+    blocks_fn = getattr(model, "_compiled_text_tower", None) or _text_tower
+    return blocks_fn(model, tokens[:, :n], eot_at)
+
+
+def _text_tower(model: torch.nn.Module, tokens: torch.Tensor, eot_at: torch.Tensor) -> torch.Tensor:
+    """The text features of token prefixes [N, L] (``_text_features`` after the cut): tensor
+    arithmetic only, so that ``torch.compile`` (``model/accel.py``) captures it as one graph."""
     dtype = model.dtype
-    x = model.token_embedding(tokens[:, :n]).type(dtype) + model.positional_embedding[:n].type(dtype)  # [N, L, D]
+    n = tokens.shape[1]
+    x = model.token_embedding(tokens).type(dtype) + model.positional_embedding[:n].type(dtype)  # [N, L, D]
     N, L, D = x.shape
-    for b in blocks:
+    for b in model.transformer.resblocks:
         a = b.attn
         heads = a.num_heads
         mask = b.attn_mask[:n, :n].to(dtype=x.dtype, device=x.device) if b.attn_mask is not None else None

@@ -199,8 +199,12 @@ def sample_pairs_cli(
     shard_size: int = 1024,
     device: str = "cpu",
     part: tuple[int, int] | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """``python main.py pairs``: load the models (bundled toy ones by default) and sample."""
+    """``python main.py pairs``: load the models (bundled toy ones by default) and sample.
+
+    ``compile``: ``torch.compile`` the generator and CLIP first (``model/accel.py``).
+    """
     from model.bundled import bundled_path
     from model.clip_io import clip_identity, load_clip
 
@@ -217,6 +221,12 @@ def sample_pairs_cli(
     G = load_generator(generator)
     G = G.to(device) if hasattr(G, "to") else G
     clip_model = load_clip(clip_name, device=device)
+    if compile:
+        from model.accel import check_compile_available, compile_clip, compile_generator
+
+        check_compile_available(device)
+        compile_generator(G)
+        compile_clip(clip_model)
     summary = sample_pairs(
         G,
         clip_model,

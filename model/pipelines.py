@@ -400,16 +400,30 @@ def caption_set(n: int = 256, seed: int = 0) -> list[str]:
 
 
 class ModelCache:
-    """Loads each generator / CLIP / checkpoint once, shared by several pipelines."""
+    """Loads each generator / CLIP / checkpoint once, shared by several pipelines.
 
-    def __init__(self, device: str | torch.device = "cpu"):
+    ``compile=True`` wraps each loaded generator, CLIP and flow mapper with ``torch.compile``
+    (``model/accel.py``): faster calls after a compilation on first use.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", compile: bool = False):
         self.device = _resolve_device(device)
+        self.compile = bool(compile)
+        if self.compile:
+            from model.accel import check_compile_available
+
+            check_compile_available(self.device)
         self._store: dict[tuple[str, str], Any] = {}
 
     def _get(self, kind: str, key: str, fn):
         k = (kind, str(key))
         if k not in self._store:
-            self._store[k] = fn()
+            obj = fn()
+            if self.compile:
+                from model import accel
+
+                {"G": accel.compile_generator, "clip": accel.compile_clip, "mapper": accel.compile_mapper}.get(kind, lambda m: None)(obj)
+            self._store[k] = obj
         return self._store[k]
 
     def generator(self, path: str | None):
@@ -449,6 +463,7 @@ def build_pipeline(
     data: str | None = None,
     cache: ModelCache | None = None,
     modality_shift: bool | None = None,
+    compile: bool = False,
 ) -> Pipeline:
     """The pipeline of ``model_name`` (one of ``MODELS``).
 
@@ -456,11 +471,12 @@ def build_pipeline(
     ``mapper``: the method's own checkpoint (the mapper for flow / cvae-mapper, the baseline
     checkpoint for cvae / gan). Paths left out default to the bundled toy models.
     ``data``: CelebA-format folder for the 'real' reference.
+    ``compile``: ``torch.compile`` the models (``model/accel.py``); applies when no ``cache`` is given.
     """
     name = str(model_name).strip()
     if name not in MODELS:
         raise UserError(f"unknown model '{model_name}'; choices: {', '.join(MODELS)}")
-    cache = cache or ModelCache(device)
+    cache = cache or ModelCache(device, compile=compile)
     dev = cache.device
     if name in MAPPER_KINDS:
         mpath, m = cache.mapper(name, mapper)
@@ -515,6 +531,7 @@ def generate_to_file(
     mapper: str | None = None,
     device: str = "cpu",
     modality_shift: bool | None = None,
+    compile: bool = False,
     **opts,
 ) -> dict[str, Any]:
     """``python main.py generate``: build the pipeline, generate, write the labelled grid; returns timing info."""
@@ -523,7 +540,7 @@ def generate_to_file(
     if image is not None and model_name not in MAPPER_KINDS:
         raise UserError(f"--image works with the mappers ({', '.join(MAPPER_KINDS)}), not with '{model_name}'")
     pipe = build_pipeline(model_name, clip=clip, generator=generator, mapper=mapper, device=device,
-                          modality_shift=modality_shift)
+                          modality_shift=modality_shift, compile=compile)
     if not pipe.uses_prompt and model_name == "real":
         raise UserError("'real' is an evaluation reference; use it from `python main.py eval`")
     images = pipe.generate(prompts, n, seed, **opts)

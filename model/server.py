@@ -161,14 +161,15 @@ def available_methods(mapper: str | None = None) -> list[str]:
 
 
 def pipeline_generate_fn(clip: str | None = None, generator: str | None = None, mapper: str | None = None,
-                         device: str = "cpu", clip_opt_steps: int = 30) -> GenerateFn:
+                         device: str = "cpu", clip_opt_steps: int = 30, compile: bool = False) -> GenerateFn:
     """A ``generate_fn`` backed by the project's pipelines (bundled toy models unless paths are given).
 
     ``mapper`` applies to the flow (the default method); the other methods use their bundled checkpoints.
+    ``compile``: ``torch.compile`` the models (``model/accel.py``).
     """
     from model.pipelines import ModelCache, build_pipeline
 
-    cache = ModelCache(device)
+    cache = ModelCache(device, compile=compile)
     pipes: dict[str, object] = {}
 
     def generate_fn(prompt, model, n, seed, temperature, trunc, image, mix):

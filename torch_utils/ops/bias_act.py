@@ -140,7 +140,14 @@ def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
     # linear, relu and lrelu commute with a positive gain: act(v) * g == act(v * g), so the gain
     # rides along with the bias in one pass (x * g + b * g) instead of costing its own.
     if spec.piecewise_linear and gain > 0 and gain != 1:
-        y = torch.add(b * gain, x, alpha=gain) if b is not None else x * gain
+        if b is None:
+            y = x * gain
+        elif torch.compiler.is_compiling():
+            # torch.compile (inductor, CPU) mis-computes add(..., alpha=) fused after a matrix
+            # product (tests/test_accel.py shows it); the plain form compiles correctly.
+            y = x * gain + b * gain
+        else:
+            y = torch.add(b * gain, x, alpha=gain)
         gain = 1.0
     elif b is not None:
         y = x + b
