@@ -6,11 +6,17 @@ and path-length phases amortised, EMA update), measured through the real trainin
 
 Without --data it trains on a folder of random 64x64 images written to a temporary folder
 (the speed does not depend on the pictures). Prints one line per configuration.
+
+With ``--reference DIR`` (a checkout of NVlabs/stylegan2-ada-pytorch) each configuration is also
+timed with NVIDIA's networks and loss driven as its training loop drives them
+(``benchmarks/reference_train_speed.py``, a separate process), and the ratio is printed: the target
+is the project's loop at least as fast as the reference on the same machine.
 """
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +50,9 @@ def _random_folder(root: Path, n: int, res: int) -> Path:
 @click.option("--steps", default=24, show_default=True, type=int, help="Timed iterations (a multiple of 16 covers R1 evenly).")
 @click.option("--warmup", default=4, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
-def main(data, res, batch_size, cbase, cmax, map_layers, z_dim, pl_weight, threads, steps, warmup, device):
+@click.option("--reference", default=None, type=click.Path(file_okay=False, exists=True),
+              help="Checkout of NVlabs/stylegan2-ada-pytorch: also time its networks and loss (CPU, path length off).")
+def main(data, res, batch_size, cbase, cmax, map_layers, z_dim, pl_weight, threads, steps, warmup, device, reference):
     import torch
 
     from model.train_stylegan import StyleGANTrainConfig, train_stylegan
@@ -73,7 +81,21 @@ def main(data, res, batch_size, cbase, cmax, map_layers, z_dim, pl_weight, threa
                 dt = stamps[-1] - stamps[warmup - 1]
                 ips = steps * bs / dt
                 print(f"res={res} batch={bs} cbase={cbase} cmax={cmax} map={map_layers} z=w={z_dim} pl={pl_weight} "
-                      f"threads={th}: {ips:.2f} img/s ({dt / steps * 1000:.0f} ms/iteration, {1000 / ips:.0f} s/kimg)")
+                      f"threads={th}: {ips:.2f} img/s ({dt / steps * 1000:.0f} ms/iteration, {1000 / ips:.0f} s/kimg)", flush=True)
+                if reference:
+                    if pl_weight or device != "cpu":
+                        raise click.UsageError("--reference compares on the CPU with path length off (--pl-weight 0)")
+                    cmd = [sys.executable, str(Path(__file__).with_name("reference_train_speed.py")), "--reference", reference,
+                           "--res", str(res), "--batch-size", str(bs), "--cbase", str(cbase), "--cmax", str(cmax),
+                           "--map-layers", str(map_layers), "--z-dim", str(z_dim), "--gamma", str(cfg.gamma),
+                           "--mbstd-group", str(cfg.mbstd_group), "--lr", str(cfg.lr), "--threads", str(th),
+                           "--steps", str(steps), "--warmup", str(warmup)]
+                    out = subprocess.run(cmd, capture_output=True, text=True, cwd=reference)
+                    if out.returncode:
+                        raise click.ClickException(f"reference run failed: {(out.stderr or out.stdout).strip().splitlines()[-1]}")
+                    ref_ips = float(out.stdout.split("reference:")[1].split()[0])
+                    print(f"  NVIDIA reference, same configuration, threads={th}: {ref_ips:.2f} img/s -> project / reference = "
+                          f"{ips / ref_ips:.2f} (target >= 1: {'met' if ips >= ref_ips else 'NOT met'})", flush=True)
 
 
 if __name__ == "__main__":
