@@ -9,9 +9,10 @@ and `training` packages are imported from there; nothing of it is part of this p
 drives, in the same order: its `Generator`, `Discriminator` and `StyleGAN2Loss`, one `accumulate_gradients`
 call per phase, the phase's Adam step (lazy-regularisation learning rate and betas, as
 `training_loop.py` sets them), the gradient `nan_to_num`, then the G_ema update. Phases per iteration:
-'Gboth' (path length off, so G has no separate regularisation phase; the project's loop also takes
-one G step), 'Dmain', and 'Dreg' (R1) every 16th iteration. No augmentation, float32 (no fp16
-layers: the CPU has none), real images drawn from random uint8 pictures in memory.
+'Gboth' with path length off (G has no separate regularisation phase then; the project's loop also
+takes one G step), or 'Gmain' and 'Greg' (path length, every 4th iteration) with ``--pl-weight`` > 0;
+'Dmain'; and 'Dreg' (R1) every 16th iteration. No augmentation, float32 (no fp16 layers: the CPU has
+none), real images drawn from random uint8 pictures in memory.
 
 It runs as its own process and must not import this project (both have a `torch_utils` package);
 `benchmarks/train_stylegan.py --reference DIR` runs it beside the project's loop and prints both.
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--map-layers", type=int, default=2)
     ap.add_argument("--z-dim", type=int, default=128)
     ap.add_argument("--gamma", type=float, default=0.5, help="R1 weight (the project's default)")
+    ap.add_argument("--pl-weight", type=float, default=0.0, help="path-length weight (0: off)")
     ap.add_argument("--mbstd-group", type=int, default=4)
     ap.add_argument("--lr", type=float, default=0.0025)
     ap.add_argument("--ema-kimg", type=float, default=None, help="default: 10 * batch / 32, as the project's loop")
@@ -65,7 +67,7 @@ def main() -> None:
                       num_fp16_res=0, conv_clamp=256, epilogue_kwargs=dict(mbstd_group_size=a.mbstd_group)).train().requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
     loss = StyleGAN2Loss(device=dev, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, augment_pipe=None,
-                         style_mixing_prob=0.9, r1_gamma=a.gamma, pl_weight=0)
+                         style_mixing_prob=0.9, r1_gamma=a.gamma, pl_weight=a.pl_weight)
 
     def adam(params, reg_interval):
         if reg_interval is None:
@@ -73,8 +75,10 @@ def main() -> None:
         ratio = reg_interval / (reg_interval + 1)
         return torch.optim.Adam(params, lr=a.lr * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
 
-    opt_G, opt_D = adam(G.parameters(), None), adam(D.parameters(), r1_interval)
-    phases = [("Gboth", G, opt_G, 1), ("Dmain", D, opt_D, 1), ("Dreg", D, opt_D, r1_interval)]
+    pl_interval = 4 if a.pl_weight > 0 else None
+    opt_G, opt_D = adam(G.parameters(), pl_interval), adam(D.parameters(), r1_interval)
+    g_phases = [("Gmain", G, opt_G, 1), ("Greg", G, opt_G, pl_interval)] if pl_interval else [("Gboth", G, opt_G, 1)]
+    phases = g_phases + [("Dmain", D, opt_D, 1), ("Dreg", D, opt_D, r1_interval)]
     reals_u8 = torch.randint(0, 256, (64, 3, a.res, a.res), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     ema_nimg = (a.ema_kimg if a.ema_kimg is not None else 10 * B / 32) * 1000
     cur_nimg, stamps = 0, []
