@@ -9,8 +9,9 @@ compiled, in place on the given models:
 - CLIP's image tower (``visual``) and the project's text route (``clip_io._text_tower``);
 - the flow mapper's inverse (``ConditionalFlow._inverse_layers``); other mappers are left as they are.
 
-The first call of each compiled part costs its compilation (about 20-30 s per part on two CPU
-cores; inductor caches the result on disk, so a later process compiles faster). Results match
+The first call of each compiled part costs its compilation (22-74 s for generator, CLIP and flow
+together on two CPU cores, benchmarks/RESULTS.md; inductor caches the result on disk, so a later
+process compiles faster). Results match
 the eager ones to float rounding (about 1e-5), not bit for bit; runs that must be bit-identical
 (``reproduce``) leave compilation off. ``benchmarks/generate.py --compile`` measures the gain.
 """
