@@ -60,8 +60,7 @@ def compile_clip(clip_model) -> None:
     if not getattr(clip_model, "_text2face_compiled", False):
         clip_model.visual.compile(dynamic=True)
         # Token prefixes change length with the prompts: compiled with a symbolic length.
-        text = torch.compile(_text_tower, dynamic=True)
-        object.__setattr__(clip_model, "_compiled_text_tower", text)
+        clip_model._compiled_text_tower = torch.compile(_text_tower, dynamic=True)
         clip_model._text2face_compiled = True
 
 
@@ -70,5 +69,5 @@ def compile_mapper(mapper) -> None:
     from network.flow import ConditionalFlow
 
     if isinstance(mapper, ConditionalFlow) and not getattr(mapper, "_text2face_compiled", False):
-        object.__setattr__(mapper, "_inverse_layers", torch.compile(mapper._inverse_layers, dynamic=True))
+        mapper._inverse_layers = torch.compile(mapper._inverse_layers, dynamic=True)
         mapper._text2face_compiled = True

@@ -213,7 +213,7 @@ class ConditionalFlow(MapperBase):
         return self._inverse_ctx(u * float(temperature), c)
 
 
-def _coupling_rqs_inverse(t: GeneralCouplingTransform, y: torch.Tensor, c: torch.Tensor, indices: tuple | None = None) -> torch.Tensor:
+def _coupling_rqs_inverse(t: GeneralCouplingTransform, y: torch.Tensor, c: torch.Tensor, indices: tuple) -> torch.Tensor:
     """``t(c).inv(y)`` for a coupling layer with monotonic rational-quadratic splines, computed directly.
 
     zuko builds a coupling transform, a dependent transform and a spline object per call and
@@ -223,9 +223,9 @@ def _coupling_rqs_inverse(t: GeneralCouplingTransform, y: torch.Tensor, c: torch
     tests/test_flow.py), runs on stacked tensors: the width and height parameters together, one
     gather for the six bin quantities, the kept half and the transformed half merged by one
     index. Sampling (``sample``, ``inverse``) goes through here; ``forward`` / ``log_prob`` (training) use zuko.
-    ``indices``: the layer's ``_coupling_indices`` (looked up when not given).
+    ``indices``: the layer's ``_coupling_indices``.
     """
-    idx_a, idx_b, inv_perm = indices if indices is not None else _coupling_indices(t)
+    idx_a, idx_b, inv_perm = indices
     kw = getattr(t.univariate, "keywords", {}) or {}
     bound, log_slope = float(kw.get("bound", 5.0)), math.log(float(kw.get("slope", 1e-3)))
     y_a, y_b = y.index_select(-1, idx_a), y.index_select(-1, idx_b)
