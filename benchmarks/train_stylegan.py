@@ -57,6 +57,9 @@ def main(data, res, batch_size, cbase, cmax, map_layers, z_dim, pl_weight, threa
 
     from model.train_stylegan import StyleGANTrainConfig, train_stylegan
 
+    if reference and device != "cpu":
+        raise click.UsageError("--reference compares on the CPU (NVIDIA's loop needs CUDA; this driver runs its parts on the CPU)")
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if data is None:
@@ -83,8 +86,6 @@ def main(data, res, batch_size, cbase, cmax, map_layers, z_dim, pl_weight, threa
                 print(f"res={res} batch={bs} cbase={cbase} cmax={cmax} map={map_layers} z=w={z_dim} pl={pl_weight} "
                       f"threads={th}: {ips:.2f} img/s ({dt / steps * 1000:.0f} ms/iteration, {1000 / ips:.0f} s/kimg)", flush=True)
                 if reference:
-                    if device != "cpu":
-                        raise click.UsageError("--reference compares on the CPU (NVIDIA's loop needs CUDA; this driver runs its parts on the CPU)")
                     cmd = [sys.executable, str(Path(__file__).with_name("reference_train_speed.py")), "--reference", reference,
                            "--res", str(res), "--batch-size", str(bs), "--cbase", str(cbase), "--cmax", str(cmax),
                            "--map-layers", str(map_layers), "--z-dim", str(z_dim), "--gamma", str(cfg.gamma),
