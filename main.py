@@ -580,7 +580,7 @@ def serve(host, port, clip_name, generator, mapper, device, clip_opt_steps, comp
 
     fn = pipeline_generate_fn(clip_name, generator, mapper, device, clip_opt_steps, compile=compile_)
     if compile_:
-        click.echo("compiling the flow pipeline for batch sizes 1, 2 and 16 (about a minute the first time)")
+        click.echo("compiling the flow pipeline for batch sizes 1, 2 and 16 (a slower start; later processes reuse the on-disk cache)")
     for n in (1, 2, 16) if compile_ else (1,):  # load + fail early (and compile the shapes requests use)
         fn(prompt="a face", model="flow", n=n, seed=0, temperature=1.0, trunc=1.0, image=None, mix=None)
     setting = f"clip: {clip_name or 'bundled toy'} | generator: {generator or 'bundled toy'} | device: {device}"

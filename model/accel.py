@@ -1,4 +1,4 @@
-"""Optional ``torch.compile`` of the inference paths (``--compile`` on generate, pairs, eval, serve).
+"""Optional ``torch.compile`` of the inference paths (``--compile`` on generate, pairs and serve).
 
 At the toy sizes most of a forward pass is per-operation overhead (hundreds of small tensor
 operations: modulation, demodulation, bias and activation of every StyleGAN2 layer; the spline
@@ -11,9 +11,8 @@ compiled, in place on the given models:
 
 The first call of each compiled part costs its compilation (22-74 s for generator, CLIP and flow
 together on two CPU cores, benchmarks/RESULTS.md; inductor caches the result on disk, so a later
-process compiles faster). Results match
-the eager ones to float rounding (about 1e-5), not bit for bit; runs that must be bit-identical
-(``reproduce``) leave compilation off. ``benchmarks/generate.py --compile`` measures the gain.
+process compiles faster). Results match the eager ones to float rounding (about 1e-5), not bit for
+bit; runs that must be bit-identical (``reproduce``) leave compilation off. ``benchmarks/generate.py --compile`` measures the gain.
 """
 from __future__ import annotations
 
