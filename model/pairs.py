@@ -205,28 +205,13 @@ def sample_pairs_cli(
 
     ``compile``: ``torch.compile`` the generator and CLIP first (``model/accel.py``).
     """
-    from model.bundled import bundled_path
-    from model.clip_io import clip_identity, load_clip
+    from model.clip_io import clip_identity
+    from model.pipelines import ModelCache
 
-    if generator is None:
-        generator = str(bundled_path("generator"))
-    if clip_name is None:
-        clip_name = str(bundled_path("clip"))
-    try:
-        from model import load_generator  # provided by the StyleGAN2 loader
-    except ImportError:
-        raise UserError("this installation has no StyleGAN2 loader (model.load_generator); cannot sample pairs") from None
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
-    G = load_generator(generator)
-    G = G.to(device) if hasattr(G, "to") else G
-    clip_model = load_clip(clip_name, device=device)
-    if compile:
-        from model.accel import check_compile_available, compile_clip, compile_generator
-
-        check_compile_available(device)
-        compile_generator(G)
-        compile_clip(clip_model)
+    # The pipelines' loader: bundled defaults, the CUDA and compiler checks, compilation on load.
+    cache = ModelCache(device, compile=compile)
+    generator, G = cache.generator(generator)
+    clip_name, clip_model = cache.clip(clip_name)
     summary = sample_pairs(
         G,
         clip_model,
