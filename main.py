@@ -251,6 +251,12 @@ def train_classifier_cmd(data, out, seed, epochs, batch_size, lr, resolution, ch
         click.echo(f"recorded '{name}' in the bundled-models manifest")
 
 
+# --compile on generate, pairs and serve (model/accel.py).
+_compile_option = click.option(
+    "--compile", "compile_", is_flag=True,
+    help="torch.compile the models first: faster calls after a one-time compilation (tens of seconds; cached on disk); results equal to float rounding.")
+
+
 def _mapper_train_options(fn):
     """Options shared by `train flow` and `train cvae-mapper`."""
     opts = [
@@ -462,7 +468,7 @@ def train_gan_cmd(**kw):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--part", default=None, metavar="I/K", help="Make only shards I, I+K, I+2K, ... (K processes sharing --out); finish with one run without --part, which records them.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the models first: faster calls after a one-time compilation (tens of seconds; cached on disk); results equal to float rounding.")
+@_compile_option
 def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device, threads, part, compile_):
     """Sample latent pairs text-free: z -> w -> image -> CLIP image embedding."""
     import torch
@@ -494,7 +500,7 @@ def pairs_cmd(generator, clip_name, n, out, batch_size, shard_size, seed, device
 @click.option("--steps", default=50, show_default=True, type=int, help="clip-opt: optimisation steps per image.")
 @click.option("--batch-size", default=16, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the models first: faster calls after a one-time compilation (tens of seconds; cached on disk); results equal to float rounding.")
+@_compile_option
 def generate_cmd(prompts, n, seed, out, model_name, temperature, trunc, image, mix, shift, clip_name, generator, mapper, steps, batch_size, device, compile_):
     """Generate N faces per PROMPT into a labelled grid (text-to-face)."""
     from model.pipelines import generate_to_file
@@ -573,7 +579,7 @@ def reproduce_cmd(preset, quick, workdir, assets_dir, only, dry_run):
 @click.option("--mapper", default=None, help="Flow mapper checkpoint; default: bundled toy flow.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N")
 @click.option("--clip-opt-steps", default=30, show_default=True, type=click.IntRange(1, 1000), help="Steps for the clip-opt method.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the models first: faster calls after a one-time compilation (tens of seconds; cached on disk); results equal to float rounding.")
+@_compile_option
 def serve(host, port, clip_name, generator, mapper, device, clip_opt_steps, compile_):
     """Start the interactive web demo (prompt box, sliders, method, reference image)."""
     from model.server import ServerThread, available_methods, create_app, pipeline_generate_fn
